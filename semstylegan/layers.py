@@ -7,13 +7,13 @@ __all__ = ['fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d', '
            'Downsample', 'modulated_conv2d', 'ModulatedConv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords',
            'transform_coords', 'FourierEmbedding']
 
-# %% ../nbs/01_layers.ipynb #f337c14d
+# %% ../nbs/01_layers.ipynb #6f7bcb16
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/01_layers.ipynb #156ee5e9
+# %% ../nbs/01_layers.ipynb #8b56aa21
 def fused_leaky_relu(x, bias=None, negative_slope=0.2, scale=math.sqrt(2)):
     "Bias add (per channel, dim 1), leaky ReLU, then gain `scale`: the StyleGAN2 activation."
     if bias is not None: x = x + bias.view(1, -1, *[1] * (x.ndim - 2))
@@ -40,7 +40,7 @@ class EqualLinear(nn.Module):
         return F.linear(x, self.weight * self.scale, b)
     def extra_repr(self): return f'{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, act={self.activation}'
 
-# %% ../nbs/01_layers.ipynb #9ed38c05
+# %% ../nbs/01_layers.ipynb #abb97289
 class EqualConv2d(nn.Module):
     "2-D convolution with equalised learning rate."
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, bias=True):
@@ -54,7 +54,7 @@ class EqualConv2d(nn.Module):
         o, i, k, _ = self.weight.shape
         return f'{i}, {o}, k={k}, stride={self.stride}, padding={self.padding}'
 
-# %% ../nbs/01_layers.ipynb #372a2198
+# %% ../nbs/01_layers.ipynb #be8f4729
 def make_kernel(k):
     "2-D FIR kernel from a 1-D (separable) or 2-D list, normalised to sum 1."
     k = torch.as_tensor(k, dtype=torch.float32)
@@ -66,12 +66,15 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
     n, c, h, w = x.shape
     if up > 1:
         x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     kh, kw = kernel.shape
-    wgt = kernel.flip([0, 1]).to(x.dtype).expand(c, 1, kh, kw)
+    wgt = kernel.flip([0, 1]).to(x.dtype).expand(c, 1, kh, kw).contiguous()
+    if pad[0] == pad[1] >= 0: return F.conv2d(x, wgt, stride=down, padding=pad[0], groups=c)
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    if cl: x = x.contiguous(memory_format=torch.channels_last)  # depth-wise convs are much faster channels-last
     return F.conv2d(x, wgt, stride=down, groups=c)
 
-# %% ../nbs/01_layers.ipynb #6c4550b0
+# %% ../nbs/01_layers.ipynb #7bf1958c
 class Blur(nn.Module):
     "FIR filter with padding `pad`; `up` rescales the kernel by up^2 (for use after a strided transposed conv)."
     def __init__(self, kernel=(1, 3, 3, 1), pad=(0, 0), up=1):
@@ -100,32 +103,36 @@ class Downsample(nn.Module):
         self.pad = ((p + 1) // 2, p // 2)
     def forward(self, x): return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
 
-# %% ../nbs/01_layers.ipynb #d5a86e3b
+# %% ../nbs/01_layers.ipynb #b01471f6
 def _up_blur_pad(kernel_len, k, factor=2):
     p = (kernel_len - factor) - (k - 1)
     return ((p + 1) // 2 + factor - 1, p // 2 + 1)
 
-def modulated_conv2d(x, weight, style, demodulate=True, up=False, blur_kernel=None, eps=1e-8):
+def modulated_conv2d(x, weight, style, demodulate=True, up=False, blur_kernel=None, gain=1., bias=None, eps=1e-8):
     """Modulated convolution. `weight` (O,I,k,k) already includes the equalisation scale; `style` is (N,I) per sample
-    or (1,I) shared. `up` does a stride-2 transposed conv then `blur_kernel` (a `Blur`)."""
+    or (1,I) shared. `up` does a stride-2 transposed conv then `blur_kernel` (a `Blur`). `gain` scales the input
+    (used to fold the previous activation's gain into this layer); `bias` (O,) is added to the output."""
     o, i, k, _ = weight.shape
     shared = style.shape[0] == 1  # one style for all samples (or a batch of one): fold it into the weight
-    if shared:  # fold the constant style (and demodulation) into the weight
+    if shared:
         weight = weight * style.reshape(1, i, 1, 1)
         if demodulate: weight = weight * torch.rsqrt(weight.pow(2).sum([1, 2, 3], keepdim=True) + eps)
+        if gain != 1: weight = weight * gain
     else:
-        x = x * style.reshape(-1, i, 1, 1).to(x.dtype)
+        x = x * (style.reshape(-1, i, 1, 1) * gain).to(x.dtype)
+    weight = weight.to(x.dtype)
     if up:
-        x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
-        x = blur_kernel(x)
+        x = blur_kernel(F.conv_transpose2d(x, weight.transpose(0, 1).contiguous(), stride=2))
     else:
-        x = F.conv2d(x, weight.to(x.dtype), padding=k // 2)
+        x = F.conv2d(x, weight, bias.to(x.dtype) if bias is not None and (shared or not demodulate) else None, padding=k // 2)
+        if shared or not demodulate: bias = None
     if demodulate and not shared:
-        d = torch.rsqrt((weight.pow(2).sum([2, 3])[None] * style.reshape(-1, 1, i).pow(2)).sum(2) + eps)
+        d = torch.rsqrt((weight.float().pow(2).sum([2, 3])[None] * style.reshape(-1, 1, i).pow(2)).sum(2) + eps)
         x = x * d.reshape(-1, o, 1, 1).to(x.dtype)
+    if bias is not None: x = x.add_(bias.reshape(1, -1, 1, 1).to(x.dtype))  # x is a fresh conv output: in place is safe
     return x
 
-# %% ../nbs/01_layers.ipynb #46243f08
+# %% ../nbs/01_layers.ipynb #02fc2ac9
 class ModulatedConv2d(nn.Module):
     "Style-modulated convolution: the style is an affine map A(w) of a latent code (bias initialised to 1)."
     def __init__(self, in_ch, out_ch, kernel_size, style_dim, demodulate=True, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -145,11 +152,11 @@ class ConstModulatedConv2d(nn.Module):
         self.modulation = nn.Parameter(torch.ones(1, in_ch, 1, 1))
         self.scale, self.demodulate, self.up = 1 / math.sqrt(in_ch * kernel_size**2), demodulate, up
         if up: self.blur = Blur(blur_kernel, pad=_up_blur_pad(len(blur_kernel), kernel_size), up=2)
-    def forward(self, x):
+    def forward(self, x, gain=1., bias=None):
         return modulated_conv2d(x, self.weight * self.scale, self.modulation.reshape(1, -1), self.demodulate,
-                                self.up, getattr(self, 'blur', None))
+                                self.up, getattr(self, 'blur', None), gain, bias)
 
-# %% ../nbs/01_layers.ipynb #726409aa
+# %% ../nbs/01_layers.ipynb #db29787e
 class NoiseInjection(nn.Module):
     "Adds `weight * noise`; the scalar weight starts at 0."
     def __init__(self):
