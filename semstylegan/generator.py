@@ -6,7 +6,7 @@
 __all__ = ['PRESETS', 'GAIN', 'ModelConfig', 'preset', 'LocalGenerators', 'ConstStyledConv', 'ToOutput', 'RenderNet',
            'GeneratorOutput', 'Generator']
 
-# %% ../nbs/04_generator.ipynb #b02c85d2
+# %% ../nbs/04_generator.ipynb #1cb0350a
 import math, dataclasses, json
 from dataclasses import dataclass, field, asdict
 import torch
@@ -17,12 +17,14 @@ from .layers import (EqualLinear, ConstModulatedConv2d, Upsample, NoiseInjection
 from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES
 from .fusion import fuse_masks
 
-# %% ../nbs/04_generator.ipynb #525823c3
+# %% ../nbs/04_generator.ipynb #85b2348f
 _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_multiplier='channel_multiplier',
                        n_classes='seg_dim', local_layers='local_layers', local_channel='local_channel',
                        base_layers='base_layers', depth_layers='depth_layers', coarse_size='coarse_size',
                        coarse_channel='coarse_channel', min_feat_size='min_feat_size', residual_refine='residual_refine',
                        detach_texture='detach_texture', transparent_classes='transparent_dims')
+
+_EXTENSIONS = dict(max_channels=512, blur_kernel=(1, 3, 3, 1))  # our fields, with their official values
 
 @dataclass
 class ModelConfig:
@@ -93,11 +95,18 @@ class ModelConfig:
         a = vars(args) if not isinstance(args, dict) else args
         kw = {ours: a[theirs] for ours, theirs in _OFFICIAL_NAMES.items() if theirs in a and a[theirs] is not None}
         if 'transparent_dims' not in a: kw['transparent_classes'] = ()
+        kw.update({k: a[k] for k in _EXTENSIONS if k in a})  # our extensions, when a file we exported carries them
         return cls(**kw)
     def to_official(self):
+        "Official `args` fields; our extensions are added only where they differ from the official model."
         d = {theirs: getattr(self, ours) for ours, theirs in _OFFICIAL_NAMES.items()}
         d['transparent_dims'] = list(d['transparent_dims'])
+        d.update({k: getattr(self, k) for k, v in _EXTENSIONS.items() if getattr(self, k) != v})
         return d
+    @property
+    def official_compatible(self):
+        "True when the official code can build this model (no extension in use)."
+        return all(getattr(self, k) == v for k, v in _EXTENSIONS.items())
 
 PRESETS = {
     'celebamask-256': dict(size=256),
@@ -111,7 +120,7 @@ def preset(name, **overrides):
     if name not in PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(PRESETS)}')
     return ModelConfig(**{**PRESETS[name], **overrides})
 
-# %% ../nbs/04_generator.ipynb #1bf0c52d
+# %% ../nbs/04_generator.ipynb #6d65ef7a
 GAIN = math.sqrt(2)  # gain of the biased leaky ReLU, folded into the weights of the next layer
 
 class LocalGenerators(nn.Module):
@@ -172,7 +181,7 @@ class LocalGenerators(nn.Module):
         Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
         return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
 
-# %% ../nbs/04_generator.ipynb #043c54b6
+# %% ../nbs/04_generator.ipynb #ee798579
 class ConstStyledConv(ConstModulatedConv2d):
     "Constant-style modulated conv, then noise injection and biased leaky ReLU (the official FixedStyledConv)."
     def __init__(self, in_ch, out_ch, kernel_size=3, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -233,7 +242,7 @@ class RenderNet(nn.Module):
             gain = GAIN
         return rgb.contiguous(), seg.contiguous()
 
-# %% ../nbs/04_generator.ipynb #f0f078ed
+# %% ../nbs/04_generator.ipynb #6fcd85ef
 @dataclass
 class GeneratorOutput:
     "Everything one synthesis pass produces."

@@ -1,0 +1,66 @@
+"""Our checkpoints round-trip exactly; unsafe pickles are refused without running anything."""
+import os, pickle
+import pytest
+import torch
+from semstylegan.checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, generator_ours_to_official,
+                                    generator_official_to_ours, discriminator_ours_to_official, load_official)
+from semstylegan.generator import Generator, preset
+from semstylegan.discriminator import DualBranchDiscriminator
+
+def make_models(seed=0):
+    torch.manual_seed(seed)
+    cfg = preset('tiny')
+    G, D = Generator(cfg).eval(), DualBranchDiscriminator(cfg).eval()
+    with torch.no_grad():
+        for p in list(G.parameters()) + list(D.parameters()): p.add_(0.05 * torch.randn_like(p))
+    return cfg, G, D
+
+@pytest.mark.parametrize('suffix', ['.safetensors', '.pt'])
+def test_round_trip(tmp_path, suffix):
+    cfg, G, D = make_models()
+    p = save_checkpoint(tmp_path / f'ckpt{suffix}', cfg, g_ema=G, d=D)
+    m = load_checkpoint(p)
+    assert m['config'] == cfg
+    z = torch.randn(2, cfg.style_dim)
+    with torch.no_grad():
+        a, b = G(z, noise_mode='const'), m['g_ema'](z, noise_mode='const')
+        assert torch.equal(a.image, b.image) and torch.equal(a.seg, b.seg) and torch.equal(a.depths, b.depths)
+        assert torch.equal(D(a.image, a.seg), m['d'](a.image, a.seg))
+    assert not list(tmp_path.glob('*.tmp'))  # atomic write leaves no temporary file
+
+def test_official_round_trip(tmp_path):
+    "ours -> official file -> ours is the identity, and the official file has the official key set and shapes."
+    cfg, G, D = make_models(1)
+    off = {'g_ema': generator_ours_to_official(G.state_dict(), cfg), 'd': discriminator_ours_to_official(D.state_dict(), cfg),
+           'args': __import__('argparse').Namespace(**cfg.to_official())}
+    assert 'local_nets.0.to_feat.upsample.kernel' in off['g_ema'] and 'local_nets.0.to_depth.conv.weight' not in off['g_ema']
+    assert off['g_ema']['local_nets.3.linears.2.conv.weight'].shape == (1, 32, 32, 1, 1)
+    p = tmp_path / 'official.pt'; torch.save(off, p)
+    m = load_checkpoint(p)
+    for k, v in G.state_dict().items(): assert torch.equal(v, m['g_ema'].state_dict()[k]), k
+    for k, v in D.state_dict().items(): assert torch.equal(v, m['d'].state_dict()[k]), k
+
+class Evil:
+    "Unpickling this would create a file (standing in for arbitrary code)."
+    def __init__(self, path): self.path = path
+    def __reduce__(self): return (open, (self.path, 'w'))
+
+def test_unsafe_pickle_refused(tmp_path):
+    marker = tmp_path / 'pwned'
+    p = tmp_path / 'evil.pt'
+    torch.save({'g_ema': {'w': torch.zeros(1)}, 'payload': Evil(str(marker))}, p)
+    with pytest.raises(CheckpointError, match='refused to load') as e:
+        load_checkpoint(p)
+    assert str(p) in str(e.value)
+    assert not marker.exists()  # nothing in the file ran
+
+def test_missing_and_garbage_files(tmp_path):
+    with pytest.raises(CheckpointError, match='no such file'): load_checkpoint(tmp_path / 'none.pt')
+    bad = tmp_path / 'bad.pt'; bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(CheckpointError, match='bad.pt'): load_checkpoint(bad)
+    other = tmp_path / 'other.pt'; torch.save({'model': {'w': torch.zeros(1)}}, other)
+    with pytest.raises(CheckpointError, match='neither a semstylegan checkpoint nor an official'): load_checkpoint(other)
+
+def test_safetensors_refuses_non_models(tmp_path):
+    cfg, G, _ = make_models()
+    with pytest.raises(ValueError, match='use .pt'): save_checkpoint(tmp_path / 'x.safetensors', cfg, g_ema=G, step=3)
