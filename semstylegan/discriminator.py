@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['ConvLayer', 'ResBlock', 'minibatch_stddev', 'DualBranchDiscriminator']
 
-# %% ../nbs/05_discriminator.ipynb #f2ebb40d
+# %% ../nbs/05_discriminator.ipynb #e5d843a5
 import math
 import torch
 import torch.nn as nn
 from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur
 from .generator import ModelConfig
 
-# %% ../nbs/05_discriminator.ipynb #685ef8d0
+# %% ../nbs/05_discriminator.ipynb #5c9713b9
 class ConvLayer(nn.Sequential):
     "[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints)."
     def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True):
