@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['reference_synthesis', 'time_fn', 'run_bench']
 
-# %% ../nbs/08_bench.ipynb #a25e8d9c
+# %% ../nbs/08_bench.ipynb #e17cfb83
 import json, math, platform, time
 from contextlib import nullcontext
 import torch
@@ -15,7 +15,7 @@ from .discriminator import DualBranchDiscriminator
 from .fusion import fuse_masks, composite
 from .layers import fused_leaky_relu, upfirdn2d
 
-# %% ../nbs/08_bench.ipynb #8309a362
+# %% ../nbs/08_bench.ipynb #115934c1
 def _grouped_modconv(x, weight, style, demodulate, up=False, blur=None):
     "rosinality's per-sample modulated conv: build (N*O, I, k, k) weights, one grouped convolution."
     n, i = style.shape; o, _, k, _ = weight.shape
@@ -67,7 +67,7 @@ def reference_synthesis(G, codes, noise):
         if cfg.residual_refine and seg.shape[-1] == c: seg = seg + seg_coarse
     return rgb, seg, seg_coarse, torch.cat(depths, 1)
 
-# %% ../nbs/08_bench.ipynb #ace2f353
+# %% ../nbs/08_bench.ipynb #29bbb689
 def time_fn(fn, warmup=1, repeat=3, device='cpu'):
     "Median wall time in seconds of `fn()` over `repeat` runs after `warmup` runs."
     sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #ce49e830
+# %% ../nbs/09_cli.ipynb #27684d33
 import argparse, json, sys
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, safe
                                     generator_ours_to_official, discriminator_ours_to_official)
 from .viz import image_mask_grid, save_image, to_uint8
 
-# %% ../nbs/09_cli.ipynb #9540ea43
+# %% ../nbs/09_cli.ipynb #820837a4
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['ConvLayer', 'ResBlock', 'minibatch_stddev', 'DualBranchDiscriminator']
 
-# %% ../nbs/05_discriminator.ipynb #e5d843a5
+# %% ../nbs/05_discriminator.ipynb #43aff4b3
 import math
 import torch
 import torch.nn as nn
 from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur
 from .generator import ModelConfig
 
-# %% ../nbs/05_discriminator.ipynb #5c9713b9
+# %% ../nbs/05_discriminator.ipynb #cef5f0bd
 class ConvLayer(nn.Sequential):
     "[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints)."
     def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True):
@@ -62,7 +62,8 @@ class DualBranchDiscriminator(nn.Module):
         self.final_linear = nn.Sequential(EqualLinear(c4 * 16, c4, activation=True), EqualLinear(c4, 1))
 
     def forward(self, image, seg=None):
-        x = self.convs_img(image)
-        if seg is not None: x = x + self.convs_seg(seg)
+        cl = torch.channels_last  # faster convolutions and FIR filters, as in the render net
+        x = self.convs_img(image.contiguous(memory_format=cl))
+        if seg is not None: x = x + self.convs_seg(seg.contiguous(memory_format=cl))
         x = self.final_conv(minibatch_stddev(x))
         return self.final_linear(x.flatten(1))
