@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #27684d33
+# %% ../nbs/09_cli.ipynb #6ed82e87
 import argparse, json, sys
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, safe
                                     generator_ours_to_official, discriminator_ours_to_official)
 from .viz import image_mask_grid, save_image, to_uint8
 
-# %% ../nbs/09_cli.ipynb #820837a4
+# %% ../nbs/09_cli.ipynb #16a35fa0
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')
@@ -94,7 +94,7 @@ def cmd_bench(args):
     "Time the generator and discriminator; write JSON."
     from semstylegan.bench import run_bench
     res = run_bench(args.preset or 'celebamask-256', args.batch, args.threads, _device(args.device), args.repeat,
-                    reference=not args.no_reference, log=print if args.verbose else (lambda *a: None))
+                    reference=not args.no_reference, tune=not args.no_malloc_tuning, log=print if args.verbose else (lambda *a: None))
     text = json.dumps(res, indent=1)
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     else: print(text)
@@ -118,6 +118,7 @@ def make_parser():
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS)); s.add_argument('--batch', type=int, default=4)
     s.add_argument('--threads', type=int, default=2, help='CPU threads (default 2)'); s.add_argument('--device', default='cpu')
     s.add_argument('--repeat', type=int, default=3); s.add_argument('--no-reference', action='store_true', help='skip the official-algorithm timing')
+    s.add_argument('--no-malloc-tuning', action='store_true', help='keep glibc malloc defaults (see semstylegan.bench.tune_allocator)')
     s.add_argument('--out', type=Path, help='JSON file (default: stdout)'); s.set_defaults(fn=cmd_bench)
     for s in sub.choices.values(): s.add_argument('-v', '--verbose', action='store_true', help='report progress')
     return p
@@ -125,6 +126,9 @@ def make_parser():
 def main(argv=None):
     "Console entry point; returns the exit status."
     args = make_parser().parse_args(argv)
+    if args.command == 'sample':
+        from semstylegan.bench import tune_allocator
+        tune_allocator()
     try:
         args.fn(args)
     except (CheckpointError, ValueError, KeyError, OSError) as e:
