@@ -7,7 +7,7 @@ __all__ = ['SAFE_GLOBALS', 'FORMAT', 'CheckpointError', 'safe_load', 'generator_
            'discriminator_official_to_ours', 'discriminator_ours_to_official', 'load_into', 'infer_official_config',
            'is_official', 'load_official', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'load_generator']
 
-# %% ../nbs/06_checkpoint.ipynb #8a688437
+# %% ../nbs/06_checkpoint.ipynb #30e51ce9
 import argparse, dataclasses, json, os, pickle, re, tempfile, warnings
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .generator import Generator, ModelConfig
 from .discriminator import DualBranchDiscriminator
 from .layers import make_kernel
 
-# %% ../nbs/06_checkpoint.ipynb #ccf125c1
+# %% ../nbs/06_checkpoint.ipynb #4e574b92
 class CheckpointError(RuntimeError):
     "A checkpoint file that cannot be used: missing, unsafe, or not matching the model."
 
@@ -39,7 +39,7 @@ def safe_load(path):
         raise CheckpointError(f'{path}: not a readable PyTorch file ({type(e).__name__}: {str(e)[:200]}); '
                               f'is it truncated or a different format?') from None
 
-# %% ../nbs/06_checkpoint.ipynb #67701c77
+# %% ../nbs/06_checkpoint.ipynb #3596bdeb
 _LOCAL = [  # (our stacked tensor, official key pattern under local_nets.{k}.)
     ('weight', 'linears.{l}.conv.weight'), ('mod_weight', 'linears.{l}.conv.modulation.weight'),
     ('mod_bias', 'linears.{l}.conv.modulation.bias'), ('act_bias', 'linears.{l}.activate.bias'),
@@ -123,7 +123,7 @@ def discriminator_ours_to_official(sd, cfg):
         if hasattr(mod, 'kernel') and name: out[f'{name}.kernel'] = k.clone()
     return out
 
-# %% ../nbs/06_checkpoint.ipynb #776d5c0b
+# %% ../nbs/06_checkpoint.ipynb #941e24d6
 def load_into(module, sd, source='state dict', problems=None):
     "Load `sd` strictly into `module`; on mismatch raise `CheckpointError` listing missing, unexpected and mis-shaped keys."
     own = module.state_dict()
@@ -143,7 +143,7 @@ def load_into(module, sd, source='state dict', problems=None):
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
     return module
 
-# %% ../nbs/06_checkpoint.ipynb #6d221797
+# %% ../nbs/06_checkpoint.ipynb #f65f85bf
 def infer_official_config(sd, **overrides):
     "Config from the shapes of a bare official generator state dict (+ `overrides` for what shapes cannot tell)."
     K = 1 + max(int(m[1]) for k in sd if (m := re.match(r'local_nets\.(\d+)\.', k)))
@@ -192,7 +192,7 @@ def load_official(path, which=('g_ema', 'g', 'd'), **overrides):
         out[key] = load_into(M(cfg), sd, f"{src} ['{key}']", problems).eval()
     return out
 
-# %% ../nbs/06_checkpoint.ipynb #b8cf4d64
+# %% ../nbs/06_checkpoint.ipynb #1c3939f3
 FORMAT = 'semstylegan'
 
 def atomic_write(path, write_fn):

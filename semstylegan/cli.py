@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #6ed82e87
+# %% ../nbs/09_cli.ipynb #2cb5fdc7
 import argparse, json, sys
 from pathlib import Path
 import torch
-from .generator import Generator, ModelConfig, preset, PRESETS
+from .generator import Generator, preset, PRESETS
 from .discriminator import DualBranchDiscriminator
-from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, safe_load, atomic_write,
+from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atomic_write,
                                     generator_ours_to_official, discriminator_ours_to_official)
 from .viz import image_mask_grid, save_image, to_uint8
 
-# %% ../nbs/09_cli.ipynb #16a35fa0
+# %% ../nbs/09_cli.ipynb #1ef4d2c4
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')

@@ -5,11 +5,10 @@
 # %% auto #0
 __all__ = ['fuse_masks', 'composite']
 
-# %% ../nbs/03_fusion.ipynb #ce7dcf57
+# %% ../nbs/03_fusion.ipynb #0b519430
 import torch
-import torch.nn.functional as F
 
-# %% ../nbs/03_fusion.ipynb #702fc348
+# %% ../nbs/03_fusion.ipynb #4261264f
 def fuse_masks(depths, transparent=(), composition_mask=None, eps=1e-8):
     """Pseudo-depth logits (N,K,H,W) -> (m, weights): the soft mask `m` (after the optional 0/1 `composition_mask`
     (N,K) or (K,)) and the fusion weights (opaque classes renormalised, `transparent` classes added on top)."""

@@ -7,13 +7,13 @@ __all__ = ['fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d', '
            'Downsample', 'modulated_conv2d', 'ModulatedConv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords',
            'transform_coords', 'FourierEmbedding']
 
-# %% ../nbs/01_layers.ipynb #ea75535d
+# %% ../nbs/01_layers.ipynb #1a80b40a
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/01_layers.ipynb #f23b3410
+# %% ../nbs/01_layers.ipynb #61979145
 def fused_leaky_relu(x, bias=None, negative_slope=0.2, scale=math.sqrt(2)):
     "Bias add (per channel, dim 1), leaky ReLU, then gain `scale`: the StyleGAN2 activation."
     if bias is not None: x = x + bias.view(1, -1, *[1] * (x.ndim - 2))
@@ -40,7 +40,7 @@ class EqualLinear(nn.Module):
         return F.linear(x, self.weight * self.scale, b)
     def extra_repr(self): return f'{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, act={self.activation}'
 
-# %% ../nbs/01_layers.ipynb #023834b3
+# %% ../nbs/01_layers.ipynb #ffaf643d
 class EqualConv2d(nn.Module):
     "2-D convolution with equalised learning rate."
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, bias=True):
@@ -54,7 +54,7 @@ class EqualConv2d(nn.Module):
         o, i, k, _ = self.weight.shape
         return f'{i}, {o}, k={k}, stride={self.stride}, padding={self.padding}'
 
-# %% ../nbs/01_layers.ipynb #6e7b50e9
+# %% ../nbs/01_layers.ipynb #88da7467
 def make_kernel(k):
     "2-D FIR kernel from a 1-D (separable) or 2-D list, normalised to sum 1."
     k = torch.as_tensor(k, dtype=torch.float32)
@@ -74,7 +74,7 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
     if cl: x = x.contiguous(memory_format=torch.channels_last)  # depth-wise convs are much faster channels-last
     return F.conv2d(x, wgt, stride=down, groups=c)
 
-# %% ../nbs/01_layers.ipynb #db5a2bda
+# %% ../nbs/01_layers.ipynb #83600ae9
 class Blur(nn.Module):
     "FIR filter with padding `pad`; `up` rescales the kernel by up^2 (for use after a strided transposed conv)."
     def __init__(self, kernel=(1, 3, 3, 1), pad=(0, 0), up=1):
@@ -103,7 +103,7 @@ class Downsample(nn.Module):
         self.pad = ((p + 1) // 2, p // 2)
     def forward(self, x): return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
 
-# %% ../nbs/01_layers.ipynb #ee1cdc9f
+# %% ../nbs/01_layers.ipynb #7a557531
 def _up_blur_pad(kernel_len, k, factor=2):
     p = (kernel_len - factor) - (k - 1)
     return ((p + 1) // 2 + factor - 1, p // 2 + 1)
@@ -132,7 +132,7 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=False, blur_kernel=No
     if bias is not None: x = x.add_(bias.reshape(1, -1, 1, 1).to(x.dtype))  # x is a fresh conv output: in place is safe
     return x
 
-# %% ../nbs/01_layers.ipynb #6f7b0c6a
+# %% ../nbs/01_layers.ipynb #e79514a4
 class ModulatedConv2d(nn.Module):
     "Style-modulated convolution: the style is an affine map A(w) of a latent code (bias initialised to 1)."
     def __init__(self, in_ch, out_ch, kernel_size, style_dim, demodulate=True, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -156,7 +156,7 @@ class ConstModulatedConv2d(nn.Module):
         return modulated_conv2d(x, self.weight * self.scale, self.modulation.reshape(1, -1), self.demodulate,
                                 self.up, getattr(self, 'blur', None), gain, bias)
 
-# %% ../nbs/01_layers.ipynb #a17959d9
+# %% ../nbs/01_layers.ipynb #a5a2bc7c
 class NoiseInjection(nn.Module):
     "Adds `weight * noise`; the scalar weight starts at 0."
     def __init__(self):
