@@ -5,12 +5,11 @@
 # %% auto #0
 __all__ = ['HAIR_COLOURS', 'ATTRIBUTES', 'synthetic_faces']
 
-# %% ../nbs/10_synthetic.ipynb #63ca2911
+# %% ../nbs/10_synthetic.ipynb #9cddd761
 import math
 import torch
-from .latent import CELEBAMASK_CLASSES
 
-# %% ../nbs/10_synthetic.ipynb #71659ffa
+# %% ../nbs/10_synthetic.ipynb #6a49f311
 HAIR_COLOURS = {'black': (30, 25, 25), 'brown': (100, 60, 35), 'blond': (215, 180, 110), 'red': (160, 60, 30), 'gray': (160, 160, 160)}
 ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings', 'hair_colour',
               'tilt', 'shift_x', 'shift_y', 'scale')
@@ -30,7 +29,7 @@ def _ellipse(u, v, cu, cv, ru, rv, p=None):
     if p is None: return ((u - cu) / ru).square() + ((v - cv) / rv).square() < 1
     return ((u - cu).abs() / ru).pow(p) + ((v - cv).abs() / rv).pow(p) < 1
 
-# %% ../nbs/10_synthetic.ipynb #053dc478
+# %% ../nbs/10_synthetic.ipynb #85199762
 def synthetic_faces(n, size=128, seed=0, start=0, indices=None):
     """Draw faces `start..start+n-1` (or `indices`) of dataset `seed` at `size` px.
     Returns uint8 images (n,3,S,S), uint8 labels (n,S,S) in the 13 CelebAMask-HQ classes, and a dict of attributes."""
