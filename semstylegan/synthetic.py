@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['HAIR_COLOURS', 'ATTRIBUTES', 'synthetic_faces']
 
-# %% ../nbs/10_synthetic.ipynb #9cddd761
+# %% ../nbs/10_synthetic.ipynb #636e3bae
 import math
 import torch
 
-# %% ../nbs/10_synthetic.ipynb #6a49f311
+# %% ../nbs/10_synthetic.ipynb #6e7321e1
 HAIR_COLOURS = {'black': (30, 25, 25), 'brown': (100, 60, 35), 'blond': (215, 180, 110), 'red': (160, 60, 30), 'gray': (160, 160, 160)}
 ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings', 'hair_colour',
               'tilt', 'shift_x', 'shift_y', 'scale')
@@ -29,11 +29,18 @@ def _ellipse(u, v, cu, cv, ru, rv, p=None):
     if p is None: return ((u - cu) / ru).square() + ((v - cv) / rv).square() < 1
     return ((u - cu).abs() / ru).pow(p) + ((v - cv).abs() / rv).pow(p) < 1
 
-# %% ../nbs/10_synthetic.ipynb #85199762
-def synthetic_faces(n, size=128, seed=0, start=0, indices=None):
+# %% ../nbs/10_synthetic.ipynb #2b1f26ed
+def synthetic_faces(n, size=128, seed=0, start=0, indices=None, chunk_pixels=2**19):
     """Draw faces `start..start+n-1` (or `indices`) of dataset `seed` at `size` px.
-    Returns uint8 images (n,3,S,S), uint8 labels (n,S,S) in the 13 CelebAMask-HQ classes, and a dict of attributes."""
+    Returns uint8 images (n,3,S,S), uint8 labels (n,S,S) in the 13 CelebAMask-HQ classes, and a dict of attributes.
+    Work is done in chunks of about `chunk_pixels` pixels, so the intermediate maps stay in the CPU cache."""
     idx = list(range(start, start + n)) if indices is None else [int(i) for i in indices]
+    step = max(1, chunk_pixels // (size * size))
+    parts = [_draw(idx[i:i + step], size, seed) for i in range(0, len(idx), step)]
+    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+            {k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]})
+
+def _draw(idx, size, seed):
     n = len(idx)
     P = _params(seed, idx)
     r = lambda k, lo, hi: (lo + (hi - lo) * P[:, k]).view(n, 1, 1)     # parameter k scaled to [lo, hi)
