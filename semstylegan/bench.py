@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['reference_synthesis', 'tune_allocator', 'time_fn', 'run_bench']
 
-# %% ../nbs/08_bench.ipynb #0ef6ff0e
+# %% ../nbs/08_bench.ipynb #7e01d096
 import math, platform, time
 from contextlib import nullcontext
 import torch
@@ -15,7 +15,7 @@ from .discriminator import DualBranchDiscriminator
 from .fusion import fuse_masks, composite
 from .layers import make_coords
 
-# %% ../nbs/08_bench.ipynb #af6c36fb
+# %% ../nbs/08_bench.ipynb #2bb3c5f0
 def _native_upfirdn2d(x, kernel, up=1, pad=(0, 0)):
     "The official CPU fallback's formulation of `upfirdn2d` (same result, one single-channel conv per channel)."
     n, c, h, w = x.shape
@@ -31,7 +31,7 @@ class _NativeBlur:
 
 def _native_fused_lrelu(x, bias): return F.leaky_relu(x + bias.reshape(1, -1, 1, 1), 0.2) * math.sqrt(2)
 
-# %% ../nbs/08_bench.ipynb #b06342f4
+# %% ../nbs/08_bench.ipynb #0b001a13
 def _grouped_modconv(x, weight, style, demodulate, up=False, blur=None):
     "rosinality's per-sample modulated conv: build (N*O, I, k, k) weights, one grouped convolution."
     n, i = style.shape; o, _, k, _ = weight.shape
@@ -83,7 +83,7 @@ def reference_synthesis(G, codes, noise):
         if cfg.residual_refine and seg.shape[-1] == c: seg = seg + seg_coarse
     return rgb, seg, seg_coarse, torch.cat(depths, 1)
 
-# %% ../nbs/08_bench.ipynb #dde3f875
+# %% ../nbs/08_bench.ipynb #976efd43
 def tune_allocator(cache_bytes=2**34):
     "Make glibc malloc keep large freed blocks (fewer page faults on CPU). Returns True if applied (Linux/glibc only)."
     import ctypes, ctypes.util, os
@@ -94,7 +94,7 @@ def tune_allocator(cache_bytes=2**34):
     ok = libc.mallopt(M_MMAP_THRESHOLD, 2**30) and libc.mallopt(M_TRIM_THRESHOLD, int(min(cache_bytes, 2**62)))
     return bool(ok)
 
-# %% ../nbs/08_bench.ipynb #80f52ef3
+# %% ../nbs/08_bench.ipynb #ad53133a
 def time_fn(fn, warmup=1, repeat=3, device='cpu'):
     "Median wall time in seconds of `fn()` over `repeat` runs after `warmup` runs."
     sync = torch.cuda.synchronize if str(device).startswith('cuda') else (lambda: None)

@@ -7,7 +7,7 @@ __all__ = ['SAFE_GLOBALS', 'FORMAT', 'CheckpointError', 'safe_load', 'generator_
            'discriminator_official_to_ours', 'discriminator_ours_to_official', 'load_into', 'infer_official_config',
            'is_official', 'load_official', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'load_generator']
 
-# %% ../nbs/06_checkpoint.ipynb #30e51ce9
+# %% ../nbs/06_checkpoint.ipynb #c978c15d
 import argparse, dataclasses, json, os, pickle, re, tempfile, warnings
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .generator import Generator, ModelConfig
 from .discriminator import DualBranchDiscriminator
 from .layers import make_kernel
 
-# %% ../nbs/06_checkpoint.ipynb #4e574b92
+# %% ../nbs/06_checkpoint.ipynb #2a1bbec1
 class CheckpointError(RuntimeError):
     "A checkpoint file that cannot be used: missing, unsafe, or not matching the model."
 
@@ -39,7 +39,7 @@ def safe_load(path):
         raise CheckpointError(f'{path}: not a readable PyTorch file ({type(e).__name__}: {str(e)[:200]}); '
                               f'is it truncated or a different format?') from None
 
-# %% ../nbs/06_checkpoint.ipynb #3596bdeb
+# %% ../nbs/06_checkpoint.ipynb #f57a3f47
 _LOCAL = [  # (our stacked tensor, official key pattern under local_nets.{k}.)
     ('weight', 'linears.{l}.conv.weight'), ('mod_weight', 'linears.{l}.conv.modulation.weight'),
     ('mod_bias', 'linears.{l}.conv.modulation.bias'), ('act_bias', 'linears.{l}.activate.bias'),
@@ -95,10 +95,11 @@ def generator_official_to_ours(sd, cfg):
 def generator_ours_to_official(sd, cfg):
     "Our generator state dict -> official key names and shapes (FIR kernels included)."
     out, up = {'pos_embed.weights': sd['pos_embed.weight']}, make_kernel(cfg.blur_kernel) * 4
+    shapes = _local_shapes(cfg)
     for ours, pat in _LOCAL:
-        keys, lead = _local_keys(ours, pat, cfg)
-        theirs = _local_shapes(cfg)[ours][1]
-        out.update({k: t.reshape(theirs) for k, t in zip(keys, sd[f'local.{ours}'].reshape(-1, *_local_shapes(cfg)[ours][0]))})
+        keys, _ = _local_keys(ours, pat, cfg)
+        mine, theirs = shapes[ours]
+        out.update({k: t.reshape(theirs) for k, t in zip(keys, sd[f'local.{ours}'].reshape(-1, *mine))})
     for k in range(cfg.n_classes):
         out[f'local_nets.{k}.to_feat.upsample.kernel'] = up.clone()
         if k: out[f'local_nets.{k}.to_depth.upsample.kernel'] = up.clone()
@@ -106,9 +107,10 @@ def generator_ours_to_official(sd, cfg):
         m = re.fullmatch(r'mapping\.layers\.(\d+)\.(weight|bias)', k)
         if m: out[f'style.{int(m[1]) + 1}.{m[2]}'] = v
         elif k.startswith('render.'): out['render_net.' + k[len('render.'):]] = v
-    G = Generator(cfg)  # FIR buffers of the render net, under their official names
-    for name, mod in G.render.named_modules():
-        if hasattr(mod, 'kernel') and name: out[f'render_net.{name}.kernel'] = up.clone()
+        # the render net's FIR buffers: a blur after every upsampling (even) conv, an upsampler in every ToRGB/ToSeg
+        if m := re.fullmatch(r'render\.convs\.(\d+)\.weight', k):
+            if int(m[1]) % 2 == 0: out[f'render_net.convs.{m[1]}.blur.kernel'] = up.clone()
+        elif m := re.fullmatch(r'render\.(to_rgbs|to_segs)\.(\d+)\.bias', k): out[f'render_net.{m[1]}.{m[2]}.upsample.kernel'] = up.clone()
     return out
 
 def discriminator_official_to_ours(sd, cfg):
@@ -118,12 +120,13 @@ def discriminator_official_to_ours(sd, cfg):
     return sd, dict(missing=[], unexpected=[], shapes=[])
 
 def discriminator_ours_to_official(sd, cfg):
+    "Our discriminator state dict -> official (adds the FIR kernel that precedes every downsampling conv)."
     out, k = dict(sd), make_kernel(cfg.blur_kernel)
-    for name, mod in DualBranchDiscriminator(cfg).named_modules():
-        if hasattr(mod, 'kernel') and name: out[f'{name}.kernel'] = k.clone()
+    for key in sd:
+        if m := re.fullmatch(r'(.+\.(?:conv2|skip))\.1\.weight', key): out[f'{m[1]}.0.kernel'] = k.clone()
     return out
 
-# %% ../nbs/06_checkpoint.ipynb #941e24d6
+# %% ../nbs/06_checkpoint.ipynb #dcb55c49
 def load_into(module, sd, source='state dict', problems=None):
     "Load `sd` strictly into `module`; on mismatch raise `CheckpointError` listing missing, unexpected and mis-shaped keys."
     own = module.state_dict()
@@ -143,7 +146,7 @@ def load_into(module, sd, source='state dict', problems=None):
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
     return module
 
-# %% ../nbs/06_checkpoint.ipynb #f65f85bf
+# %% ../nbs/06_checkpoint.ipynb #96f27642
 def infer_official_config(sd, **overrides):
     "Config from the shapes of a bare official generator state dict (+ `overrides` for what shapes cannot tell)."
     K = 1 + max(int(m[1]) for k in sd if (m := re.match(r'local_nets\.(\d+)\.', k)))
@@ -156,8 +159,8 @@ def infer_official_config(sd, **overrides):
     coarse = next(min_feat * 2 ** (j // 2) for j in range(0, n_convs, 2)
                   if sd[f'render_net.convs.{j}.weight'].shape[1] > (Fc if j == 0 else sd[f'render_net.convs.{j - 1}.weight'].shape[0]))
     size = 2 ** ((n_emb // 2 - 1) // 2)
-    c64 = sd[f'render_net.convs.{2 * (len(range(0, n_convs, 2)) - 1)}.weight'].shape[0]
-    cm = max(1, c64 * size // (256 * 64)) if size > 32 else 2
+    c_top = sd[f'render_net.convs.{n_convs - 2}.weight'].shape[0]   # channels at full size: 256*64*cm/size
+    cm = max(1, c_top * size // (256 * 64)) if size > 32 else 2
     inferred = dict(size=size, style_dim=D, n_mlp=len([k for k in sd if re.fullmatch(r'style\.\d+\.weight', k)]),
                     channel_multiplier=cm, n_classes=K, local_layers=L, local_channel=C, coarse_size=coarse,
                     coarse_channel=Fc, min_feat_size=min_feat)
@@ -192,7 +195,7 @@ def load_official(path, which=('g_ema', 'g', 'd'), **overrides):
         out[key] = load_into(M(cfg), sd, f"{src} ['{key}']", problems).eval()
     return out
 
-# %% ../nbs/06_checkpoint.ipynb #1c3939f3
+# %% ../nbs/06_checkpoint.ipynb #83f60819
 FORMAT = 'semstylegan'
 
 def atomic_write(path, write_fn):

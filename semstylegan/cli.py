@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #2cb5fdc7
+# %% ../nbs/09_cli.ipynb #6d672405
 import argparse, json, sys
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
                                     generator_ours_to_official, discriminator_ours_to_official)
 from .viz import image_mask_grid, save_image, to_uint8
 
-# %% ../nbs/09_cli.ipynb #1ef4d2c4
+# %% ../nbs/09_cli.ipynb #ea39ff07
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')

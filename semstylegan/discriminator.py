@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['ConvLayer', 'ResBlock', 'minibatch_stddev', 'DualBranchDiscriminator']
 
-# %% ../nbs/05_discriminator.ipynb #7210fccc
+# %% ../nbs/05_discriminator.ipynb #5104d2c5
 import math
 import torch
 import torch.nn as nn
 from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur
 from .generator import ModelConfig
 
-# %% ../nbs/05_discriminator.ipynb #5a27a82f
+# %% ../nbs/05_discriminator.ipynb #c127ac88
 class ConvLayer(nn.Sequential):
     "[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints)."
     def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True):

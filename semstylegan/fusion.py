@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['fuse_masks', 'composite']
 
-# %% ../nbs/03_fusion.ipynb #0b519430
+# %% ../nbs/03_fusion.ipynb #382c9323
 import torch
 
-# %% ../nbs/03_fusion.ipynb #4261264f
+# %% ../nbs/03_fusion.ipynb #f91c0426
 def fuse_masks(depths, transparent=(), composition_mask=None, eps=1e-8):
     """Pseudo-depth logits (N,K,H,W) -> (m, weights): the soft mask `m` (after the optional 0/1 `composition_mask`
     (N,K) or (K,)) and the fusion weights (opaque classes renormalised, `transparent` classes added on top)."""

@@ -6,7 +6,7 @@
 __all__ = ['PRESETS', 'GAIN', 'ModelConfig', 'preset', 'LocalGenerators', 'ConstStyledConv', 'ToOutput', 'RenderNet',
            'GeneratorOutput', 'Generator']
 
-# %% ../nbs/04_generator.ipynb #6fa774c8
+# %% ../nbs/04_generator.ipynb #4f5d6838
 import math, dataclasses
 from dataclasses import dataclass, asdict
 import torch
@@ -17,7 +17,7 @@ from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyR
 from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES
 from .fusion import fuse_masks
 
-# %% ../nbs/04_generator.ipynb #e8dd7e8a
+# %% ../nbs/04_generator.ipynb #7fa6f620
 _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_multiplier='channel_multiplier',
                        n_classes='seg_dim', local_layers='local_layers', local_channel='local_channel',
                        base_layers='base_layers', depth_layers='depth_layers', coarse_size='coarse_size',
@@ -120,7 +120,7 @@ def preset(name, **overrides):
     if name not in PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(PRESETS)}')
     return ModelConfig(**{**PRESETS[name], **overrides})
 
-# %% ../nbs/04_generator.ipynb #9059ff70
+# %% ../nbs/04_generator.ipynb #5f4cd26c
 GAIN = math.sqrt(2)  # gain of the biased leaky ReLU, folded into the weights of the next layer
 
 class LocalGenerators(nn.Module):
@@ -181,7 +181,7 @@ class LocalGenerators(nn.Module):
         Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
         return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
 
-# %% ../nbs/04_generator.ipynb #0fc13010
+# %% ../nbs/04_generator.ipynb #6d07e125
 class ConstStyledConv(ConstModulatedConv2d):
     "Constant-style modulated conv, then noise injection and biased leaky ReLU (the official FixedStyledConv)."
     def __init__(self, in_ch, out_ch, kernel_size=3, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -189,9 +189,8 @@ class ConstStyledConv(ConstModulatedConv2d):
         self.noise, self.activate = NoiseInjection(), FusedLeakyReLU(out_ch)
     def forward(self, x, noise=None, gain=1.):
         "Returns the activation *without* its sqrt(2) gain (the consumers fold it in, see `RenderNet`)."
-        x = super().forward(x, gain, self.activate.bias)
-        if noise is None: noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
-        return F.leaky_relu_(x.add_(self.noise.weight.to(x.dtype) * noise.to(x.dtype)), 0.2)
+        x = super().forward(x, gain, self.activate.bias)  # a fresh conv output: in-place noise and activation are safe
+        return F.leaky_relu_(x.add_(self.noise.scaled(x, noise)), 0.2)
 
 class ToOutput(nn.Module):
     "1x1 constant-style conv (no demodulation) + bias, added to the FIR-upsampled skip (ToRGB / ToSeg)."
@@ -221,7 +220,7 @@ class RenderNet(nn.Module):
             for j in (2 * i, 2 * i + 1): self.noises.register_buffer(f'noise_{j}', torch.randn(1, 1, res * 2, res * 2))
             res, in_ch = res * 2, out_ch
 
-    def make_noise(self, mode, batch=1, device=None):
+    def make_noise(self, mode):
         "Noise list for `mode`: 'random' (fresh), 'const' (the stored buffers) or 'zero'."
         bufs = [getattr(self.noises, f'noise_{j}') for j in range(len(self.convs))]
         if mode == 'const': return bufs
@@ -242,7 +241,7 @@ class RenderNet(nn.Module):
             gain = GAIN
         return rgb.contiguous(), seg.contiguous()
 
-# %% ../nbs/04_generator.ipynb #3d916b76
+# %% ../nbs/04_generator.ipynb #78a7697f
 @dataclass
 class GeneratorOutput:
     "Everything one synthesis pass produces."

@@ -6,13 +6,13 @@
 __all__ = ['CELEBAMASK_CLASSES', 'pixel_norm', 'MappingNetwork', 'LatentLayout', 'WPlus', 'truncate', 'mix_regions',
            'sample_mixed_wplus']
 
-# %% ../nbs/02_latent.ipynb #a6eba79f
+# %% ../nbs/02_latent.ipynb #3357d24d
 from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from .layers import EqualLinear
 
-# %% ../nbs/02_latent.ipynb #7528a708
+# %% ../nbs/02_latent.ipynb #3ed04438
 def pixel_norm(x, eps=1e-8): return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)
 
 class MappingNetwork(nn.Module):
@@ -30,7 +30,7 @@ class MappingNetwork(nn.Module):
         zs = torch.randn(n, self.style_dim, generator=g)
         return torch.cat([self(z.to(p)) for z in zs.split(batch)]).mean(0, keepdim=True)
 
-# %% ../nbs/02_latent.ipynb #8e620d34
+# %% ../nbs/02_latent.ipynb #009e3fe0
 CELEBAMASK_CLASSES = ('background', 'skin', 'eyes', 'brows', 'mouth', 'nose', 'ears', 'hair', 'neck', 'cloth',
                       'eyeglasses', 'hat', 'earrings')
 
@@ -93,7 +93,7 @@ class LatentLayout:
             raise ValueError(f'expected W+ codes with {self.n_latent} entries, got shape {tuple(wplus.shape)}')
         return wplus[:, self.expand_index().to(wplus.device)]
 
-# %% ../nbs/02_latent.ipynb #ceaf595f
+# %% ../nbs/02_latent.ipynb #0be84755
 class WPlus:
     "A batch of W+ codes (N, n_latent, D) with named access through a `LatentLayout`."
     def __init__(self, codes, layout):
@@ -126,14 +126,14 @@ class WPlus:
     def expand(self): return self.layout.expand(self.codes)
     def to(self, *a, **k): return WPlus(self.codes.to(*a, **k), self.layout)
 
-# %% ../nbs/02_latent.ipynb #d5daa3fb
+# %% ../nbs/02_latent.ipynb #7d2b6d3b
 def truncate(w, w_avg, psi=1.0):
     "w_avg + psi * (w - w_avg), for W (N,D), W+ (N,n,D) or expanded codes; w_avg is (1,D) or (D,)."
     if psi == 1 or w_avg is None: return w
     w_avg = w_avg.reshape(*([1] * (w.ndim - 1)), -1)
     return torch.lerp(w_avg.to(w), w, psi)
 
-# %% ../nbs/02_latent.ipynb #450f0c12
+# %% ../nbs/02_latent.ipynb #cdf78bfe
 def mix_regions(w1, w2, layout, generator=None):
     """Per-sample, per-local-generator mixing of two W codes (N, D) into W+ codes (N, n_latent, D):
     base from `w1`; each class draws (shape, texture) from (w1,w1), (w1,w2) or (w2,w2) uniformly."""

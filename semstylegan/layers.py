@@ -7,13 +7,13 @@ __all__ = ['fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d', '
            'Downsample', 'modulated_conv2d', 'ModulatedConv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords',
            'transform_coords', 'FourierEmbedding']
 
-# %% ../nbs/01_layers.ipynb #1a80b40a
+# %% ../nbs/01_layers.ipynb #606daf53
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/01_layers.ipynb #61979145
+# %% ../nbs/01_layers.ipynb #1141878c
 def fused_leaky_relu(x, bias=None, negative_slope=0.2, scale=math.sqrt(2)):
     "Bias add (per channel, dim 1), leaky ReLU, then gain `scale`: the StyleGAN2 activation."
     if bias is not None: x = x + bias.view(1, -1, *[1] * (x.ndim - 2))
@@ -40,7 +40,7 @@ class EqualLinear(nn.Module):
         return F.linear(x, self.weight * self.scale, b)
     def extra_repr(self): return f'{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, act={self.activation}'
 
-# %% ../nbs/01_layers.ipynb #ffaf643d
+# %% ../nbs/01_layers.ipynb #8325f24f
 class EqualConv2d(nn.Module):
     "2-D convolution with equalised learning rate."
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0, bias=True):
@@ -54,7 +54,7 @@ class EqualConv2d(nn.Module):
         o, i, k, _ = self.weight.shape
         return f'{i}, {o}, k={k}, stride={self.stride}, padding={self.padding}'
 
-# %% ../nbs/01_layers.ipynb #88da7467
+# %% ../nbs/01_layers.ipynb #aa5a2d2a
 def make_kernel(k):
     "2-D FIR kernel from a 1-D (separable) or 2-D list, normalised to sum 1."
     k = torch.as_tensor(k, dtype=torch.float32)
@@ -74,7 +74,7 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
     if cl: x = x.contiguous(memory_format=torch.channels_last)  # depth-wise convs are much faster channels-last
     return F.conv2d(x, wgt, stride=down, groups=c)
 
-# %% ../nbs/01_layers.ipynb #83600ae9
+# %% ../nbs/01_layers.ipynb #b324c65c
 class Blur(nn.Module):
     "FIR filter with padding `pad`; `up` rescales the kernel by up^2 (for use after a strided transposed conv)."
     def __init__(self, kernel=(1, 3, 3, 1), pad=(0, 0), up=1):
@@ -103,7 +103,7 @@ class Downsample(nn.Module):
         self.pad = ((p + 1) // 2, p // 2)
     def forward(self, x): return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
 
-# %% ../nbs/01_layers.ipynb #7a557531
+# %% ../nbs/01_layers.ipynb #fd4c816c
 def _up_blur_pad(kernel_len, k, factor=2):
     p = (kernel_len - factor) - (k - 1)
     return ((p + 1) // 2 + factor - 1, p // 2 + 1)
@@ -124,15 +124,17 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=False, blur_kernel=No
     if up:
         x = blur_kernel(F.conv_transpose2d(x, weight.transpose(0, 1).contiguous(), stride=2))
     else:
-        x = F.conv2d(x, weight, bias.to(x.dtype) if bias is not None and (shared or not demodulate) else None, padding=k // 2)
-        if shared or not demodulate: bias = None
+        # the bias goes into the convolution unless a per-sample demodulation still has to scale its output
+        into_conv = bias is not None and (shared or not demodulate)
+        x = F.conv2d(x, weight, bias.to(x.dtype) if into_conv else None, padding=k // 2)
+        if into_conv: bias = None
     if demodulate and not shared:
         d = torch.rsqrt((weight.float().pow(2).sum([2, 3])[None] * style.reshape(-1, 1, i).pow(2)).sum(2) + eps)
         x = x * d.reshape(-1, o, 1, 1).to(x.dtype)
     if bias is not None: x = x.add_(bias.reshape(1, -1, 1, 1).to(x.dtype))  # x is a fresh conv output: in place is safe
     return x
 
-# %% ../nbs/01_layers.ipynb #e79514a4
+# %% ../nbs/01_layers.ipynb #57789bb5
 class ModulatedConv2d(nn.Module):
     "Style-modulated convolution: the style is an affine map A(w) of a latent code (bias initialised to 1)."
     def __init__(self, in_ch, out_ch, kernel_size, style_dim, demodulate=True, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -156,15 +158,17 @@ class ConstModulatedConv2d(nn.Module):
         return modulated_conv2d(x, self.weight * self.scale, self.modulation.reshape(1, -1), self.demodulate,
                                 self.up, getattr(self, 'blur', None), gain, bias)
 
-# %% ../nbs/01_layers.ipynb #a5a2bc7c
+# %% ../nbs/01_layers.ipynb #d3a9f2a3
 class NoiseInjection(nn.Module):
     "Adds `weight * noise`; the scalar weight starts at 0."
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
-    def forward(self, x, noise=None):
+    def scaled(self, x, noise=None):
+        "`weight * noise` for activations `x`; fresh per-pixel Gaussian noise when `noise` is None."
         if noise is None: noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
-        return x + self.weight.to(x.dtype) * noise
+        return self.weight.to(x.dtype) * noise.to(x.dtype)
+    def forward(self, x, noise=None): return x + self.scaled(x, noise)
 
 def make_coords(size, batch=1, device=None, dtype=torch.float32):
     "Coordinate grid (batch, 2, size, size): channel 0 is x (along the width), channel 1 is y, both in [-1, 1]."

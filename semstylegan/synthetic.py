@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['HAIR_COLOURS', 'ATTRIBUTES', 'synthetic_faces']
 
-# %% ../nbs/10_synthetic.ipynb #636e3bae
+# %% ../nbs/10_synthetic.ipynb #454e55ab
 import math
 import torch
 
-# %% ../nbs/10_synthetic.ipynb #6e7321e1
+# %% ../nbs/10_synthetic.ipynb #d98a372d
 HAIR_COLOURS = {'black': (30, 25, 25), 'brown': (100, 60, 35), 'blond': (215, 180, 110), 'red': (160, 60, 30), 'gray': (160, 160, 160)}
 ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings', 'hair_colour',
               'tilt', 'shift_x', 'shift_y', 'scale')
@@ -29,7 +29,7 @@ def _ellipse(u, v, cu, cv, ru, rv, p=None):
     if p is None: return ((u - cu) / ru).square() + ((v - cv) / rv).square() < 1
     return ((u - cu).abs() / ru).pow(p) + ((v - cv).abs() / rv).pow(p) < 1
 
-# %% ../nbs/10_synthetic.ipynb #2b1f26ed
+# %% ../nbs/10_synthetic.ipynb #ae99e738
 def synthetic_faces(n, size=128, seed=0, start=0, indices=None, chunk_pixels=2**19):
     """Draw faces `start..start+n-1` (or `indices`) of dataset `seed` at `size` px.
     Returns uint8 images (n,3,S,S), uint8 labels (n,S,S) in the 13 CelebAMask-HQ classes, and a dict of attributes.
@@ -111,9 +111,8 @@ def _draw(idx, size, seed):
     stripes = 1 + 0.12 * torch.sin(u * r(56, 40, 90) + v * r(57, 5, 20) + r(58, 0, 6.3))       # hair strands
     bg = 1 + 0.15 * torch.sin(x * r(59, 1, 4) + y * r(60, 1, 4) + r(61, 0, 6.3))                 # background gradient
     weave = 1 + 0.06 * torch.sin(x * r(62, 30, 60)) * torch.sin(y * r(63, 30, 60))               # cloth texture
-    lab = label
-    f = torch.where(lab == 7, stripes, torch.where(lab == 0, bg, torch.where(lab == 9, weave, shade)))
-    inner = (lab == 4) & mouth_open.view(n, 1, 1) & _ellipse(u, v + curve * ((u / mw) ** 2 - 1), 0, my, mw * 0.8, mh * 0.55)
+    f = torch.where(label == 7, stripes, torch.where(label == 0, bg, torch.where(label == 9, weave, shade)))
+    inner = (label == 4) & mouth_open.view(n, 1, 1) & _ellipse(u, v + curve * ((u / mw) ** 2 - 1), 0, my, mw * 0.8, mh * 0.55)
     f = torch.where(inner, torch.full_like(f, 0.35), f)
     img = (img * f[:, None]).clamp(0, 255).to(torch.uint8)
     attrs = dict(smiling=smiling, mouth_open=mouth_open, bangs=bangs, bald=bald, long_hair=long_hair & ~bald,

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['palette', 'colorize', 'to_uint8', 'image_mask_grid', 'make_grid', 'save_image', 'show']
 
-# %% ../nbs/07_viz.ipynb #d91afed1
+# %% ../nbs/07_viz.ipynb #3dc29932
 import math
 from pathlib import Path
 import torch
 from PIL import Image
 
-# %% ../nbs/07_viz.ipynb #1124547e
+# %% ../nbs/07_viz.ipynb #52a5b23d
 _BASE_COLOURS = [(0, 0, 0), (204, 153, 102), (51, 153, 255), (102, 51, 0), (255, 0, 0), (255, 204, 0),
                  (255, 153, 204), (153, 102, 51), (255, 229, 204), (0, 153, 76), (0, 255, 255), (102, 0, 204),
                  (255, 0, 255)]
@@ -38,7 +38,7 @@ def to_uint8(image):
     "Image tensor in [-1, 1] -> uint8 (clamped)."
     return ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
-# %% ../nbs/07_viz.ipynb #4085ff5b
+# %% ../nbs/07_viz.ipynb #6c8897b2
 def image_mask_grid(images, masks, ncol=4, pad=2):
     "uint8 grid (3, H', W') of images (N,3,S,S) in [-1,1] each followed by its coloured mask (logits or labels)."
     imgs = to_uint8(images).cpu()

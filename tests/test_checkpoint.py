@@ -64,3 +64,19 @@ def test_missing_and_garbage_files(tmp_path):
 def test_safetensors_refuses_non_models(tmp_path):
     cfg, G, _ = make_models()
     with pytest.raises(ValueError, match='use .pt'): save_checkpoint(tmp_path / 'x.safetensors', cfg, g_ema=G, step=3)
+
+def test_official_key_sets_match_reference():
+    "Exported official state dicts have exactly the official keys and shapes (reference list from the official code)."
+    from conftest import SHARED
+    ref_file = SHARED / 'reference' / 'official-state-dict-keys.txt'
+    if not ref_file.exists(): pytest.skip(f'{ref_file} not found')
+    sections, cur = {}, None
+    for line in ref_file.read_text().splitlines():
+        if line.startswith('#####'): cur = line.split()[1] + line.split()[2]; sections[cur] = {}
+        elif cur and '\t' in line:
+            k, shape = line.split('\t'); sections[cur][k] = tuple(int(s) for s in shape.strip('()').split(',') if s.strip())
+    cfg = preset('celebamask-256')
+    got = {'SemanticGeneratorsize=256': generator_ours_to_official(Generator(cfg).state_dict(), cfg),
+           'DualBranchDiscriminatorsize=256': discriminator_ours_to_official(DualBranchDiscriminator(cfg).state_dict(), cfg)}
+    for name, sd in got.items():
+        assert {k: tuple(v.shape) for k, v in sd.items()} == sections[name], name
