@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['ConvLayer', 'ResBlock', 'minibatch_stddev', 'DualBranchDiscriminator']
 
-# %% ../nbs/05_discriminator.ipynb #5104d2c5
+# %% ../nbs/05_discriminator.ipynb #e933f0a0
 import math
 import torch
 import torch.nn as nn
 from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur
 from .generator import ModelConfig
 
-# %% ../nbs/05_discriminator.ipynb #c127ac88
+# %% ../nbs/05_discriminator.ipynb #9f52b2d5
 class ConvLayer(nn.Sequential):
     "[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints)."
     def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True):
@@ -61,9 +61,14 @@ class DualBranchDiscriminator(nn.Module):
         self.final_conv = ConvLayer(c4 + 1, c4, 3)
         self.final_linear = nn.Sequential(EqualLinear(c4 * 16, c4, activation=True), EqualLinear(c4, 1))
 
-    def forward(self, image, seg=None):
+    def branches(self, image, seg=None):
+        "The 4x4 features of the image branch and of the mask branch (None without a mask)."
         cl = torch.channels_last  # faster convolutions and FIR filters, as in the render net
-        x = self.convs_img(image.contiguous(memory_format=cl))
-        if seg is not None: x = x + self.convs_seg(seg.contiguous(memory_format=cl))
-        x = self.final_conv(minibatch_stddev(x))
-        return self.final_linear(x.flatten(1))
+        return (self.convs_img(image.contiguous(memory_format=cl)),
+                None if seg is None else self.convs_seg(seg.contiguous(memory_format=cl)))
+    def head(self, x):
+        "Summed 4x4 features -> logit: minibatch stddev, 3x3 conv, two linear layers."
+        return self.final_linear(self.final_conv(minibatch_stddev(x)).flatten(1))
+    def forward(self, image, seg=None):
+        fi, fs = self.branches(image, seg)
+        return self.head(fi if fs is None else fi + fs)

@@ -6,13 +6,13 @@
 __all__ = ['CELEBAMASK_CLASSES', 'pixel_norm', 'MappingNetwork', 'LatentLayout', 'WPlus', 'truncate', 'mix_regions',
            'sample_mixed_wplus']
 
-# %% ../nbs/02_latent.ipynb #3357d24d
+# %% ../nbs/02_latent.ipynb #4b012b48
 from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from .layers import EqualLinear
 
-# %% ../nbs/02_latent.ipynb #3ed04438
+# %% ../nbs/02_latent.ipynb #8675a2ad
 def pixel_norm(x, eps=1e-8): return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + eps)
 
 class MappingNetwork(nn.Module):
@@ -30,7 +30,7 @@ class MappingNetwork(nn.Module):
         zs = torch.randn(n, self.style_dim, generator=g)
         return torch.cat([self(z.to(p)) for z in zs.split(batch)]).mean(0, keepdim=True)
 
-# %% ../nbs/02_latent.ipynb #009e3fe0
+# %% ../nbs/02_latent.ipynb #c25cf211
 CELEBAMASK_CLASSES = ('background', 'skin', 'eyes', 'brows', 'mouth', 'nose', 'ears', 'hair', 'neck', 'cloth',
                       'eyeglasses', 'hat', 'earrings')
 
@@ -93,7 +93,7 @@ class LatentLayout:
             raise ValueError(f'expected W+ codes with {self.n_latent} entries, got shape {tuple(wplus.shape)}')
         return wplus[:, self.expand_index().to(wplus.device)]
 
-# %% ../nbs/02_latent.ipynb #0be84755
+# %% ../nbs/02_latent.ipynb #3b37f996
 class WPlus:
     "A batch of W+ codes (N, n_latent, D) with named access through a `LatentLayout`."
     def __init__(self, codes, layout):
@@ -126,19 +126,22 @@ class WPlus:
     def expand(self): return self.layout.expand(self.codes)
     def to(self, *a, **k): return WPlus(self.codes.to(*a, **k), self.layout)
 
-# %% ../nbs/02_latent.ipynb #7d2b6d3b
+# %% ../nbs/02_latent.ipynb #819eb468
 def truncate(w, w_avg, psi=1.0):
     "w_avg + psi * (w - w_avg), for W (N,D), W+ (N,n,D) or expanded codes; w_avg is (1,D) or (D,)."
     if psi == 1 or w_avg is None: return w
     w_avg = w_avg.reshape(*([1] * (w.ndim - 1)), -1)
     return torch.lerp(w_avg.to(w), w, psi)
 
-# %% ../nbs/02_latent.ipynb #cdf78bfe
-def mix_regions(w1, w2, layout, generator=None):
+# %% ../nbs/02_latent.ipynb #6c22eb7a
+def mix_regions(w1, w2, layout, generator=None, choice=None):
     """Per-sample, per-local-generator mixing of two W codes (N, D) into W+ codes (N, n_latent, D):
-    base from `w1`; each class draws (shape, texture) from (w1,w1), (w1,w2) or (w2,w2) uniformly."""
+    base from `w1`; each class draws (shape, texture) from (w1,w1), (w1,w2) or (w2,w2) uniformly,
+    or as given by `choice` (N, K) in {0, 1, 2}."""
     n, K, B = w1.shape[0], layout.n_classes, layout.base_layers
-    choice = torch.randint(0, 3, (n, K), generator=generator, device=None if generator is not None else w1.device).to(w1.device)
+    if choice is None:
+        choice = torch.randint(0, 3, (n, K), generator=generator, device=None if generator is not None else w1.device)
+    choice = choice.to(w1.device)
     shape_from_2 = (choice == 2)[..., None]
     tex_from_2 = (choice >= 1)[..., None]
     shape = torch.where(shape_from_2, w2[:, None], w1[:, None])
