@@ -8,8 +8,8 @@ __all__ = ['CELEBAMASK', 'IMAGE_EXTS', 'CELEBAMASK_PARTS', 'MANIFEST_FORMAT', 'D
            'PreparedDataset', 'SyntheticDataset', 'InfiniteSampler', 'make_loader', 'to_model_inputs', 'open_dataset',
            'loader_speed']
 
-# %% ../nbs/11_data.ipynb #9f5f2ae7
-import json, os, shutil, hashlib, time, sys
+# %% ../nbs/11_data.ipynb #e8b620c1
+import json, os, shutil, hashlib, signal, time, sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from .latent import CELEBAMASK_CLASSES
 from .synthetic import synthetic_faces, ATTRIBUTES
 from .viz import palette
 
-# %% ../nbs/11_data.ipynb #10ff84b0
+# %% ../nbs/11_data.ipynb #c2f328c5
 class DataError(ValueError):
     "Bad input: names the file (or folder), the problem and the fix."
     def __init__(self, path, problem, fix=''):
@@ -78,7 +78,7 @@ class ClassMap:
 
 CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=(10, 12))
 
-# %% ../nbs/11_data.ipynb #0e5aab50
+# %% ../nbs/11_data.ipynb #09887ba6
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
 
 def _open(path, what):
@@ -86,6 +86,7 @@ def _open(path, what):
         im = Image.open(path); im.load()
         return im
     except FileNotFoundError: raise DataError(path, f'missing {what}') from None
+    except Image.DecompressionBombError as e: raise DataError(path, f'{what} too large ({e})') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(path, f'cannot decode {what} ({e})', 're-export the file or pass --skip-bad') from None
 
@@ -97,7 +98,10 @@ def read_image(path):
     "(H, W, 3) uint8 RGB; grayscale, 16-bit and alpha handled (alpha over white)."
     im = _open(path, 'image')
     if im.mode.startswith('I;16') or im.mode == 'I':
-        a = _as_array16(im); a = (a >> 8 if a.max() > 255 else a).clip(0, 255).astype(np.uint8)
+        a = _as_array16(im)
+        # 16-bit files are scaled to 8 bits whatever their range (a dark 16-bit image stays dark); 32-bit 'I' images
+        # (some TIFFs) have no fixed range: scaled only when their values do not fit in 8 bits
+        a = (a >> 8 if im.mode.startswith('I;16') or a.max() > 255 else a).clip(0, 255).astype(np.uint8)
         return np.repeat(a[..., None], 3, -1)
     if im.mode == 'F': raise DataError(path, 'floating-point images are not supported', 'convert it to 8-bit RGB')
     if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
@@ -143,7 +147,7 @@ def resize_square(a, size, resample):
         im = im.crop((l, t, l + size, t + size))
     return np.asarray(im)
 
-# %% ../nbs/11_data.ipynb #7972aab6
+# %% ../nbs/11_data.ipynb #a672a514
 CELEBAMASK_PARTS = (('skin', 1), ('eye_g', 10), ('l_eye', 2), ('r_eye', 2), ('l_brow', 3), ('r_brow', 3), ('mouth', 4),
                     ('l_lip', 4), ('u_lip', 4), ('nose', 5), ('hair', 7), ('l_ear', 6), ('r_ear', 6), ('neck', 8),
                     ('neck_l', 8), ('cloth', 9), ('hat', 11), ('ear_r', 12))
@@ -186,8 +190,11 @@ class CelebAMaskHQ:
             if shape is not None and m.shape != shape:
                 raise DataError(path, f'part mask is {m.shape[1]}x{m.shape[0]}, other parts of id {i} are {shape[1]}x{shape[0]}')
             masks[part], shape = m, m.shape
-        if shape is None: raise DataError(self.anno_dir / str(i // 2000) / f'{i:05d}_*.png', f'missing label: no known part names in {sorted(files)}')
-        return paint_parts(masks, shape)
+        where = self.anno_dir / str(i // 2000) / f'{i:05d}_*.png'
+        if shape is None: raise DataError(where, f'missing label: no known part names in {sorted(files)}')
+        out = paint_parts(masks, shape)
+        if not out.any(): raise DataError(where, 'empty label: the part masks cover no pixel', 'check the masks or pass --skip-bad')
+        return out
     def load_chunk(self, keys):
         return [_try(lambda: (resize_square(read_image(self.img_dir / f'{i}.jpg'), self.size, Image.LANCZOS).transpose(2, 0, 1),
                               resize_square(self.label(i), self.size, Image.NEAREST), None)) for i in keys]
@@ -196,7 +203,7 @@ def _try(fn):
     try: return fn()
     except DataError as e: return e
 
-# %% ../nbs/11_data.ipynb #b7d076a0
+# %% ../nbs/11_data.ipynb #36504803
 def _scan(folder):
     folder = Path(folder)
     if not folder.is_dir(): raise DataError(folder, 'no such folder')
@@ -245,7 +252,7 @@ class ImageFolder:
                 resize_square(lab, self.size, Image.NEAREST), None)
     def load_chunk(self, keys): return [_try(lambda: self.load(s)) for s in keys]
 
-# %% ../nbs/11_data.ipynb #4fff8bfb
+# %% ../nbs/11_data.ipynb #ff2f2138
 class Synthetic:
     "The built-in synthetic faces as a source (indices 0..n-1 train, n..n+n_test-1 test)."
     has_labels, attr_names = True, ATTRIBUTES
@@ -258,7 +265,7 @@ class Synthetic:
         a = torch.stack([attrs[k].float() for k in ATTRIBUTES], 1).numpy()
         return list(zip(imgs.numpy(), labels.numpy(), a))
 
-# %% ../nbs/11_data.ipynb #1f94dc77
+# %% ../nbs/11_data.ipynb #0ff2d0f9
 MANIFEST_FORMAT = 'semstylegan-data'
 
 def _write_json(path, obj):
@@ -267,6 +274,7 @@ def _write_json(path, obj):
 _SOURCE = None
 def _init_worker(src):
     global _SOURCE; _SOURCE = src; torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C reaches the whole process group: the main process handles it
 def _load_in_worker(keys): return _SOURCE.load_chunk(keys)
 
 def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False, progress=False):
@@ -275,18 +283,24 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
     out = Path(out); S = source.size
     if (out / 'manifest.json').exists() and not overwrite:
         raise DataError(out, 'already a prepared dataset', 'pass --overwrite to replace it, or choose another --out')
-    if out.exists() and not (out / 'manifest.json').exists() and any(out.iterdir()):
+    if out.exists() and not (out / 'manifest.json').exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(out, 'exists and is not a prepared dataset', 'choose an empty or new --out')
     tmp = out.parent / f'.{out.name}.partial'
     try: tmp.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise DataError(out, f'cannot create the output ({e.strerror})', 'choose a writable --out') from None
     if not os.access(tmp, os.W_OK): raise DataError(out, 'output folder is not writable', 'choose a writable --out')
     splits = {k: v for k, v in source.splits().items() if v}
-    job = dict(source=source.describe(), resolution=S, has_labels=source.has_labels, counts={k: len(v) for k, v in splits.items()})
+    job = dict(source=source.describe(), resolution=S, has_labels=source.has_labels, counts={k: len(v) for k, v in splits.items()},
+               keys=hashlib.sha1(json.dumps(splits).encode()).hexdigest())         # the same items in the same rows
+    other = DataError(tmp, 'an unfinished preparation with other settings is here', f'delete {tmp} to start over')
     if (tmp / 'job.json').exists():
-        if json.loads((tmp / 'job.json').read_text()) != json.loads(json.dumps(job)):
-            raise DataError(tmp, 'an unfinished preparation with other settings is here', f'delete {tmp} to start over')
+        if json.loads((tmp / 'job.json').read_text()) != json.loads(json.dumps(job)): raise other
+    elif (tmp / 'manifest.json').exists():             # finished, but interrupted just before the rename
+        man = json.loads((tmp / 'manifest.json').read_text())
+        if [man['source'], man['resolution']] != json.loads(json.dumps([job['source'], S])): raise other
+        return _publish(tmp, out, man)
     else: _write_json(tmp / 'job.json', job)
+    if (tmp / 'manifest.json').exists(): return _publish(tmp, out, _cleanup(tmp))
     A = len(source.attr_names)
     arrays, todo = {}, []
     for split, keys in splits.items():
@@ -334,35 +348,44 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
 
 def _finalise(source, out, tmp, splits, arrays, skipped_log):
     skipped = [json.loads(l) for l in skipped_log.read_text().splitlines()] if skipped_log.exists() else []
-    K = source.classmap.n_classes
+    skipped = list({(b['split'], b['row']): b for b in skipped}.values())    # a chunk redone after an interruption logs twice
+    K, S = source.classmap.n_classes, source.size
     man = dict(format=MANIFEST_FORMAT, version=1, resolution=source.size, classes=source.classmap.to_dict(),
                has_labels=source.has_labels, attr_names=list(source.attr_names), source=source.describe(),
                created=time.strftime('%Y-%m-%dT%H:%M:%S'), splits={}, skipped=skipped)
     for split, a in arrays.items():
         keep = np.flatnonzero(a['status'] == 1)
         for k in ('images', 'labels', 'attrs'):
-            if a[k] is None: continue
-            path = tmp / f'{split}_{k}.npy'
-            if len(keep) < len(a[k]):                                      # compact out skipped rows
-                dst = np.lib.format.open_memmap(tmp / f'{split}_{k}.new.npy', 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
-                for i in range(0, len(keep), 1024): dst[i:i + 1024] = a[k][keep[i:i + 1024]]
-                dst.flush(); del dst; a[k] = None; os.replace(tmp / f'{split}_{k}.new.npy', path)
+            # compact out skipped rows; an array is replaced in one step, and one already compacted by an interrupted
+            # run (it has fewer rows than the status) is left alone, so running again after any interruption is safe
+            if a[k] is None or len(a[k]) != len(a['status']) or len(keep) == len(a[k]): continue
+            new = tmp / f'{split}_{k}.new.npy'
+            dst = np.lib.format.open_memmap(new, 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
+            for i in range(0, len(keep), 1024): dst[i:i + 1024] = a[k][keep[i:i + 1024]]
+            dst.flush(); del dst; a[k] = None; os.replace(new, tmp / f'{split}_{k}.npy')
         info = dict(count=int(len(keep)), images=f'{split}_images.npy')
         if source.has_labels:
             labels = np.load(tmp / f'{split}_labels.npy', mmap_mode='r')
-            counts = np.zeros(K, np.int64)
-            for i in range(0, len(labels), 256): counts += np.bincount(labels[i:i + 256].ravel(), minlength=K)[:K]
-            present = np.zeros(K, np.int64)
-            for i in range(0, len(labels), 256):
-                present += (np.stack([np.bincount(l.ravel(), minlength=K)[:K] for l in labels[i:i + 256]]) > 0).sum(0)
+            counts, present = np.zeros(K, np.int64), np.zeros(K, np.int64)
+            for i in range(0, len(labels), 64):                                  # per-image class histograms, 64 at a time
+                l = labels[i:i + 64].reshape(-1, S * S)
+                h = np.bincount((l + (K * np.arange(len(l), dtype=np.int32))[:, None]).ravel(), minlength=K * len(l)).reshape(-1, K)
+                counts += h.sum(0); present += (h > 0).sum(0)
             info.update(labels=f'{split}_labels.npy', class_pixel_fraction=(counts / max(1, counts.sum())).round(6).tolist(),
                         class_image_fraction=(present / max(1, len(labels))).round(4).tolist())
         if source.attr_names: info['attrs'] = f'{split}_attrs.npy'
         _write_json(tmp / f'{split}_keys.json', [splits[split][r] for r in keep.tolist()])
         man['splits'][split] = info
-    for f in ['job.json', 'skipped.jsonl'] + [f'{s}_status.npy' for s in arrays]:
-        (tmp / f).unlink(missing_ok=True)
     _write_json(tmp / 'manifest.json', man)
+    return _publish(tmp, out, _cleanup(tmp))
+
+def _cleanup(tmp):
+    "Remove the bookkeeping of a finished preparation (job.json last: it tells a rerun whose manifest this is)."
+    for f in sorted(tmp.glob('*_status.npy')) + [tmp / 'skipped.jsonl', tmp / 'job.json']: f.unlink(missing_ok=True)
+    return json.loads((tmp / 'manifest.json').read_text())
+
+def _publish(tmp, out, man):
+    "Rename the finished hidden folder to `out` (replacing an old dataset there) in one step."
     if out.exists():
         old = out.parent / f'.{out.name}.old'; shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old); os.replace(tmp, out); shutil.rmtree(old)
@@ -375,22 +398,34 @@ def summary(man):
              ', '.join(f"{s} {v['count']:,}" for s, v in man['splits'].items()) + f", skipped {len(man['skipped'])}"]
     for b in man['skipped'][:10]: lines.append(f"  skipped {b['file']}: {b['problem']}")
     if len(man['skipped']) > 10: lines.append(f"  ... and {len(man['skipped']) - 10} more (see manifest.json)")
-    tr = man['splits'].get('train', next(iter(man['splits'].values())))
+    tr = man['splits']['train'] if 'train' in man['splits'] else next(iter(man['splits'].values()), {})
     if 'class_pixel_fraction' in tr:
         names = man['classes']['names']
-        lines.append('class    pixels  images')
-        lines += [f'{n[:8]:8s} {p:6.1%}  {q:6.1%}' for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
+        lines.append('class       pixels  images')
+        lines += [f'{n[:10]:10s} {p:7.2%}  {q:6.1%}' for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
     return '\n'.join(lines)
 
-# %% ../nbs/11_data.ipynb #6c4ccf4c
+# %% ../nbs/11_data.ipynb #e211331f
+def _mirror_rows(t, rows):
+    """Flip rows `rows` of a uint8 tensor (N, ..., W) along W, in place. Never on torch's thread pool: an OpenMP-parallel
+    flip of one image stalls when other processes keep the cores busy (100x slower measured). `torch.flip` when torch is
+    single-threaded (as in loader workers), else numpy, reversing 8-byte words and then the bytes within each."""
+    if torch.get_num_threads() == 1:
+        for j in rows: t[j] = t[j].flip(-1)
+        return
+    a = t.numpy()
+    for j in rows:
+        r = a[j]
+        a[j] = r.view(np.uint64)[..., ::-1].byteswap().view(np.uint8) if r.shape[-1] % 8 == 0 and r.flags.c_contiguous else r[..., ::-1]
+
 class _Flip:
     def _flip(self, out, idx):
-        m = torch.as_tensor(np.asarray(idx) >= self.n)
-        if self.flip and m.any():
-            out['image'][m] = out['image'][m].flip(-1)
-            if 'label' in out:
-                lab = out['label'][m].flip(-1)
-                out['label'][m] = lab if self.flip_lut is None else self.flip_lut[lab.long()]
+        "Mirror the rows whose index is in the flipped half, row by row (a boolean-mask gather and scatter is 5x slower)."
+        rows = np.flatnonzero(np.asarray(idx) >= self.n) if self.flip else []
+        for k in ('image', 'label'):
+            if k in out and len(rows): out[k] = out[k].contiguous(); _mirror_rows(out[k], rows)
+        if len(rows) and 'label' in out and self.flip_lut is not None:
+            r = torch.from_numpy(rows); out['label'][r] = self.flip_lut[out['label'][r].long()]
         return out
     def __len__(self): return 2 * self.n if self.flip else self.n
     def __getitem__(self, idx):
@@ -425,10 +460,9 @@ class PreparedDataset(_Flip, torch.utils.data.Dataset):
         return self._mm
     def __getstate__(self): return {**self.__dict__, '_mm': None}
     def _get(self, base):
-        a = self._arrays()
-        order = np.argsort(base, kind='stable'); inv = np.argsort(order)            # read in file order
-        out = {'image': torch.from_numpy(a['images'][base[order]][inv])}
-        if 'labels' in a: out['label'] = torch.from_numpy(a['labels'][base[order]][inv])
+        a = self._arrays()                                    # one fancy-indexed read (a copy) per array
+        out = {'image': torch.from_numpy(a['images'][base])}
+        if 'labels' in a: out['label'] = torch.from_numpy(a['labels'][base])
         return out
     @property
     def attrs(self):
@@ -446,7 +480,7 @@ class SyntheticDataset(_Flip, torch.utils.data.Dataset):
         img, lab, _ = synthetic_faces(len(base), self.size, self.seed, indices=(base + self.start).tolist())
         return {'image': img, 'label': lab}
 
-# %% ../nbs/11_data.ipynb #19b01680
+# %% ../nbs/11_data.ipynb #0b82a54c
 class InfiniteSampler(torch.utils.data.Sampler):
     "Endless seeded permutations from global position `start`; rank r of R takes every R-th position."
     def __init__(self, n, seed=0, start=0, rank=0, world_size=1, shuffle=True):
@@ -490,7 +524,7 @@ def open_dataset(spec, size=64, split='train', flip=True, n=10000, seed=0):
         raise DataError(spec, f'prepared at {ds.size}px but the model needs {size}px', f'prepare it again with --size {size}')
     return ds
 
-# %% ../nbs/11_data.ipynb #b4e622af
+# %% ../nbs/11_data.ipynb #92645ca5
 def loader_speed(dataset, batch_size=32, workers=2, batches=100, warmup=5):
     "Image+label pairs per second delivered by `make_loader` (uint8, on the host)."
     dl = iter(make_loader(dataset, batch_size, workers=workers, pin_memory=False))

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'TrainConfig', 'train_config', 'NonFiniteLoss', 'Trainer', 'latest_checkpoint', 'save_training',
            'load_training', 'Run', 'read_metrics', 'plot_losses', 'setup_distributed', 'add_train_args',
-           'config_from_args', 'cmd_train']
+           'config_from_args', 'cmd_train', 'train_speed']
 
-# %% ../nbs/12_train.ipynb #fe8c8f6f
+# %% ../nbs/12_train.ipynb #ea838dbe
 import copy, json, math, os, time, sys, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .checkpoint import atomic_write, safe_load, load_checkpoint, save_checkpoin
 from .data import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
-# %% ../nbs/12_train.ipynb #2f9794c8
+# %% ../nbs/12_train.ipynb #932d6531
 @dataclass
 class TrainConfig:
     "Every training setting (defaults: the official recipe). `model` overrides fields of the preset's ModelConfig."
@@ -107,7 +107,7 @@ def train_config(name='tiny', **overrides):
     if name not in TRAIN_PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(TRAIN_PRESETS)}')
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
 
-# %% ../nbs/12_train.ipynb #7a3d72bd
+# %% ../nbs/12_train.ipynb #fd0d0923
 class NonFiniteLoss(RuntimeError): pass
 
 class Trainer:
@@ -176,11 +176,15 @@ class Trainer:
         return torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype else torch.autocast(self.device.type, enabled=False)
 
     def _sync(self, params):
-        "Average gradients over processes (one flat all_reduce)."
+        """Average gradients over processes (one flat all_reduce). A parameter no process gave a gradient keeps
+        `grad=None`, so that Adam skips it exactly as in a single process (a zero gradient would still move Adam's state)."""
         if self.world == 1: return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.flatten() for g in grads]); dist.all_reduce(flat); flat /= self.world
-        for p, g in zip(params, flat.split([p.numel() for p in params])): p.grad = g.view_as(p)
+        has = torch.tensor([float(p.grad is not None) for p in params], device=self.device)
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params] + [has])
+        dist.all_reduce(flat)
+        grads, has = flat[:-len(params)] / self.world, flat[-len(params):]
+        for p, g, h in zip(params, grads.split([p.numel() for p in params]), has.tolist()):
+            p.grad = g.view_as(p) if h else None
     def _step(self, opt, params):
         self._sync(params); opt.step(); opt.zero_grad(set_to_none=True)
 
@@ -287,7 +291,7 @@ class Trainer:
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()
 
-# %% ../nbs/12_train.ipynb #5dad54a2
+# %% ../nbs/12_train.ipynb #113b5921
 def _ckpts(out): return sorted((Path(out) / 'checkpoints').glob('[0-9]*.pt'))
 
 def latest_checkpoint(out):
@@ -322,7 +326,7 @@ def load_training(tr, path):
     tr.pl_mean.copy_(s['pl_mean']); tr.rng.set_state(s['rng']); torch.set_rng_state(s['torch_rng'])
     return tr
 
-# %% ../nbs/12_train.ipynb #c014dbbd
+# %% ../nbs/12_train.ipynb #7b2f8f33
 class Run:
     "A training run in a folder: the loop with logging, samples, checkpoints and resume."
     def __init__(self, tc: TrainConfig, out, device=None, resume=False, rank=0, world_size=1, progress=True, log=print):
@@ -447,7 +451,7 @@ def plot_losses(metrics, out=None):
     if out is not None: fig.savefig(out, dpi=90); plt.close(fig)
     return fig
 
-# %% ../nbs/12_train.ipynb #fd7cb219
+# %% ../nbs/12_train.ipynb #af5276fe
 def setup_distributed():
     "(rank, world_size, device) from torchrun's environment; initialises the process group when world_size > 1."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -459,7 +463,7 @@ def setup_distributed():
         dist.init_process_group('gloo'); device = 'cpu'
     return rank, world, device
 
-# %% ../nbs/12_train.ipynb #812cfda3
+# %% ../nbs/12_train.ipynb #825c9f55
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
@@ -503,3 +507,60 @@ def cmd_train(args):
     if rank == 0 and not args.quiet:
         print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'), file=sys.stderr)
     return run
+
+# %% ../nbs/12_train.ipynb #ff398596
+def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, **overrides):
+    "Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official computation."
+    from semstylegan.bench import time_fn
+    if str(device) == 'cpu' and threads: torch.set_num_threads(threads)
+    base = train_config(preset_name) if preset_name in TRAIN_PRESETS else train_config('tiny', preset=preset_name)
+    tc = TrainConfig(**{**base.to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * (batch or base.batch))), **overrides})
+    if batch: tc.batch = batch
+    if official: tc.r1_mode = 'official'
+    tr = Trainer(tc, device)
+    if official: tr.G, tr.D = _OfficialG(tr.G), _OfficialD(tr.D)
+    img, mask = to_model_inputs(tr.dataset[list(range(tc.batch))], tr.cfg.n_classes, tr.device)
+    st = {}
+    def g_on():
+        for p in tr.g_params: p.requires_grad_(True)
+    phases = dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)),
+                  d_reg=lambda: tr.d_reg(img, mask, st), g_main=lambda: (g_on(), tr.g_main(st)), g_reg=lambda: (g_on(), tr.g_reg(st)))
+    res = {f'{k}_s': time_fn(f, warmup=1, repeat=repeat, device=device) for k, f in phases.items()}
+    t = res['d_main_s'] + res['g_main_s'] + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every)
+    return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
+                official=official, step_s=t, images_per_s=tc.batch / t, **res)
+
+# %% ../nbs/12_train.ipynb #db712c79
+class _OfficialG:
+    "Generator facade computing synthesis with the official algorithm (for timing)."
+    def __init__(self, G): self.__dict__['G'] = G
+    def __getattr__(self, k): return getattr(self.G, k)
+    def synthesis(self, codes, noise=None, noise_mode='random', **kw):
+        from types import SimpleNamespace
+        from semstylegan.bench import reference_synthesis
+        if codes.shape[1] == self.G.layout.n_latent: codes = self.G.layout.expand(codes)
+        image, seg, seg_coarse, depths = reference_synthesis(self.G, codes, noise or self.G.render.make_noise('random'))
+        return SimpleNamespace(image=image, seg=seg, seg_coarse=seg_coarse, depths=depths, codes=codes)
+
+class _OfficialD:
+    "Discriminator facade with the official FIR formulation and memory layout (for timing)."
+    def __init__(self, D): self.__dict__['D'] = D
+    def __getattr__(self, k): return getattr(self.D, k)
+    def _layer(self, seq, x):
+        from semstylegan.bench import _native_upfirdn2d
+        from semstylegan.layers import Blur, FusedLeakyReLU
+        for m in seq:
+            if isinstance(m, Blur): x = _native_upfirdn2d(x, m.kernel, 1, m.pad)
+            elif isinstance(m, FusedLeakyReLU): x = F.leaky_relu(x + m.bias.reshape(1, -1, 1, 1), 0.2) * math.sqrt(2)
+            else: x = m(x)
+        return x
+    def _branch(self, branch, x):
+        x = self._layer(branch[0], x)
+        for b in branch[1:]: x = (self._layer(b.conv2, self._layer(b.conv1, x)) + self._layer(b.skip, x)) / math.sqrt(2)
+        return x
+    def branches(self, image, seg=None):
+        return self._branch(self.D.convs_img, image), None if seg is None else self._branch(self.D.convs_seg, seg)
+    def head(self, x): return self.D.head(x)
+    def __call__(self, image, seg=None):
+        fi, fs = self.branches(image, seg)
+        return self.head(fi if fs is None else fi + fs)

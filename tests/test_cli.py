@@ -12,7 +12,7 @@ def run(*args):
 
 def test_help():
     r = run('--help')
-    assert r.returncode == 0 and all(c in r.stdout for c in ('info', 'sample', 'convert', 'bench'))
+    assert r.returncode == 0 and all(c in r.stdout for c in ('info', 'sample', 'convert', 'prepare', 'bench'))
     assert run().returncode == 2  # no subcommand: usage error
 
 def test_info_json():
@@ -45,3 +45,89 @@ def test_bench_json(tmp_path):
     assert r.returncode == 0
     res = json.loads((tmp_path / 'b.json').read_text())
     assert res['g_forward_s'] > 0 and res['g_forward_official_algorithm_s'] > 0 and res['preset'] == 'tiny'
+
+def test_prepare_help():
+    r = run('prepare', '--help')
+    assert r.returncode == 0 and all(c in r.stdout for c in ('synthetic', 'celebamask-hq', 'folder'))
+
+def test_prepare_synthetic_end_to_end(tmp_path):
+    from semstylegan.data import PreparedDataset
+    from semstylegan.synthetic import synthetic_faces
+    r = run('prepare', 'synthetic', '--n', '10', '--n-test', '3', '--size', '32', '--workers', '2', '--out', str(tmp_path / 'd'))
+    assert r.returncode == 0 and r.stderr == ''
+    lines = r.stdout.splitlines()                                   # the summary is the output
+    assert lines[0] == 'semstylegan-data 32px from synthetic: train 10, test 3, skipped 0' and lines[1].startswith('class')
+    assert len(lines) == 2 + 13 and lines[2].startswith('background')
+    img, lab, _ = synthetic_faces(13, 32)
+    tr, te = PreparedDataset(tmp_path / 'd'), PreparedDataset(tmp_path / 'd', 'test')
+    assert torch.equal(tr[list(range(10))]['image'], img[:10]) and torch.equal(te[[0, 1, 2]]['label'], lab[10:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['d']
+
+def test_prepare_folder_skip_bad(tmp_path):
+    import numpy as np
+    from PIL import Image
+    (tmp_path / 'i').mkdir(); (tmp_path / 'l').mkdir()
+    for k in range(4):
+        Image.fromarray(np.full((8, 8, 3), 40 * k, np.uint8)).save(tmp_path / 'i' / f'{k}.png')
+        Image.fromarray(np.full((8, 8), k, np.uint8)).save(tmp_path / 'l' / f'{k}.png')
+    Image.fromarray(np.full((8, 8), 99, np.uint8)).save(tmp_path / 'l' / '2.png')
+    args = ['prepare', 'folder', str(tmp_path / 'i'), '--labels', str(tmp_path / 'l'), '--size', '8', '--workers', '0', '--out', str(tmp_path / 'o')]
+    r = run(*args)
+    assert r.returncode == 1 and r.stdout == '' and len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith('semstylegan prepare: error: ') and '2.png: label values [99] are not classes' in r.stderr
+    r = run(*args, '--skip-bad')
+    assert r.returncode == 0 and 'train 3, skipped 1' in r.stdout and '2.png: label values [99]' in r.stdout
+    assert json.loads((tmp_path / 'o' / 'train_keys.json').read_text()) == ['0', '1', '3']
+
+def test_prepare_errors_exit_1_and_usage_exit_2(tmp_path):
+    r = run('prepare', 'celebamask-hq', str(tmp_path), '--out', str(tmp_path / 'o'))
+    assert r.returncode == 1 and 'not a CelebAMask-HQ folder: CelebA-HQ-img/ is missing' in r.stderr
+    r = run('prepare', 'folder', str(tmp_path / 'nope'), '--out', str(tmp_path / 'o'))
+    assert r.returncode == 1 and r.stderr.strip() == f'semstylegan prepare: error: {tmp_path / "nope"}: no such folder'
+    r = run('prepare', 'synthetic', '--out', str(tmp_path / 'o'), '--size', '0')
+    assert r.returncode == 2 and 'usage:' in r.stderr and 'expected a positive integer' in r.stderr
+    from semstylegan.cli import main                                 # the other usage errors in this process (faster)
+    for args in [('prepare',), ('prepare', 'synthetic'), ('prepare', 'folder', '.', '--out', 'x', '--test-frac', '1'),
+                 ('prepare', 'lmdb', '--out', 'x'), ('bench', '--what', 'loader'), ('bench', '--what', 'disk')]:
+        with pytest.raises(SystemExit) as e: main(list(args))
+        assert e.value.code == 2, args
+    assert not (tmp_path / 'o').exists()
+
+def test_prepare_ctrl_c_then_resume(tmp_path):
+    "A real Ctrl-C (SIGINT to the process group, workers included): exit 130, no output folder, and the same command resumes."
+    import os, signal, time
+    import numpy as np
+    from semstylegan.synthetic import synthetic_faces
+    out = tmp_path / 'd'
+    args = ['prepare', 'synthetic', '--n', '2000', '--n-test', '0', '--size', '64', '--workers', '2', '--out', str(out)]
+    cmd = ([str(EXE)] if EXE.exists() else [sys.executable, '-c', 'import sys; from semstylegan.cli import main; sys.exit(main())']) + args
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    status, t0 = tmp_path / '.d.partial' / 'train_status.npy', time.time()
+    while time.time() - t0 < 120 and p.poll() is None:
+        try:
+            if np.load(status, mmap_mode='r').any(): break
+        except (OSError, ValueError): pass
+        time.sleep(0.01)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.strip() == 'semstylegan prepare: interrupted; run the same command again to resume'
+    assert not out.exists() and 0 < np.load(status).astype(bool).sum() < 2000
+    r = run(*args)
+    assert r.returncode == 0 and 'train 2,000, skipped 0' in r.stdout
+    img, lab, _ = synthetic_faces(4, 64, indices=[0, 1, 1000, 1999])
+    assert (np.load(out / 'train_images.npy', mmap_mode='r')[[0, 1, 1000, 1999]] == img.numpy()).all()
+    assert (np.load(out / 'train_labels.npy', mmap_mode='r')[[0, 1, 1000, 1999]] == lab.numpy()).all()
+
+def test_bench_loader_and_synthetic_json(tmp_path):
+    assert run('prepare', 'synthetic', '--n', '16', '--n-test', '0', '--size', '16', '--workers', '0', '--out', str(tmp_path / 'd')).returncode == 0
+    r = run('bench', '--what', 'loader', '--data', str(tmp_path / 'd'), '--workers', '2', '--batch', '4', '--batches', '10',
+            '--out', str(tmp_path / 'b.json'))
+    assert r.returncode == 0 and r.stdout == ''
+    res = json.loads((tmp_path / 'b.json').read_text())
+    assert res['what'] == 'loader' and res['workers'] == 2 and res['batch'] == 4 and res['resolution'] == 16 and res['flip'] is True
+    assert res['pairs_per_s'] > 0
+    r = run('bench', '--what', 'synthetic', '--size', '32', '--batch', '8', '--batches', '2', '--repeat', '1')
+    res = json.loads(r.stdout)
+    assert r.returncode == 0 and res['what'] == 'synthetic' and res['size'] == 32 and res['n'] == 16 and res['pairs_per_s'] > 0
+    r = run('bench', '--what', 'loader', '--data', str(tmp_path / 'nope'))
+    assert r.returncode == 1 and 'not a prepared dataset' in r.stderr
