@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['CELEBAMASK', 'IMAGE_EXTS', 'CELEBAMASK_PARTS', 'MANIFEST_FORMAT', 'DataError', 'ClassMap', 'read_image', 'read_label',
            'resize_square', 'paint_parts', 'CelebAMaskHQ', 'ImageFolder', 'Synthetic', 'prepare', 'summary',
-           'PreparedDataset', 'SyntheticDataset', 'InfiniteSampler', 'make_loader', 'to_model_inputs', 'open_dataset',
-           'loader_speed']
+           'PreparedDataset', 'SyntheticDataset', 'InfiniteSampler', 'RankBatchSampler', 'make_loader',
+           'to_model_inputs', 'open_dataset', 'loader_speed']
 
-# %% ../nbs/11_data.ipynb #e8b620c1
+# %% ../nbs/11_data.ipynb #2a9ae72f
 import json, os, shutil, hashlib, signal, time, sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from .latent import CELEBAMASK_CLASSES
 from .synthetic import synthetic_faces, ATTRIBUTES
 from .viz import palette
 
-# %% ../nbs/11_data.ipynb #c2f328c5
+# %% ../nbs/11_data.ipynb #2a7b8ba5
 class DataError(ValueError):
     "Bad input: names the file (or folder), the problem and the fix."
     def __init__(self, path, problem, fix=''):
@@ -78,7 +78,7 @@ class ClassMap:
 
 CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=(10, 12))
 
-# %% ../nbs/11_data.ipynb #09887ba6
+# %% ../nbs/11_data.ipynb #a8f57e5d
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
 
 def _open(path, what):
@@ -147,7 +147,7 @@ def resize_square(a, size, resample):
         im = im.crop((l, t, l + size, t + size))
     return np.asarray(im)
 
-# %% ../nbs/11_data.ipynb #a672a514
+# %% ../nbs/11_data.ipynb #14171801
 CELEBAMASK_PARTS = (('skin', 1), ('eye_g', 10), ('l_eye', 2), ('r_eye', 2), ('l_brow', 3), ('r_brow', 3), ('mouth', 4),
                     ('l_lip', 4), ('u_lip', 4), ('nose', 5), ('hair', 7), ('l_ear', 6), ('r_ear', 6), ('neck', 8),
                     ('neck_l', 8), ('cloth', 9), ('hat', 11), ('ear_r', 12))
@@ -203,7 +203,7 @@ def _try(fn):
     try: return fn()
     except DataError as e: return e
 
-# %% ../nbs/11_data.ipynb #36504803
+# %% ../nbs/11_data.ipynb #8628f18e
 def _scan(folder):
     folder = Path(folder)
     if not folder.is_dir(): raise DataError(folder, 'no such folder')
@@ -252,7 +252,7 @@ class ImageFolder:
                 resize_square(lab, self.size, Image.NEAREST), None)
     def load_chunk(self, keys): return [_try(lambda: self.load(s)) for s in keys]
 
-# %% ../nbs/11_data.ipynb #ff2f2138
+# %% ../nbs/11_data.ipynb #95ffe762
 class Synthetic:
     "The built-in synthetic faces as a source (indices 0..n-1 train, n..n+n_test-1 test)."
     has_labels, attr_names = True, ATTRIBUTES
@@ -265,7 +265,7 @@ class Synthetic:
         a = torch.stack([attrs[k].float() for k in ATTRIBUTES], 1).numpy()
         return list(zip(imgs.numpy(), labels.numpy(), a))
 
-# %% ../nbs/11_data.ipynb #0ff2d0f9
+# %% ../nbs/11_data.ipynb #f681322d
 MANIFEST_FORMAT = 'semstylegan-data'
 
 def _write_json(path, obj):
@@ -405,7 +405,7 @@ def summary(man):
         lines += [f'{n[:10]:10s} {p:7.2%}  {q:6.1%}' for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
     return '\n'.join(lines)
 
-# %% ../nbs/11_data.ipynb #e211331f
+# %% ../nbs/11_data.ipynb #6be11d90
 def _mirror_rows(t, rows):
     """Flip rows `rows` of a uint8 tensor (N, ..., W) along W, in place. Never on torch's thread pool: an OpenMP-parallel
     flip of one image stalls when other processes keep the cores busy (100x slower measured). `torch.flip` when torch is
@@ -480,28 +480,39 @@ class SyntheticDataset(_Flip, torch.utils.data.Dataset):
         img, lab, _ = synthetic_faces(len(base), self.size, self.seed, indices=(base + self.start).tolist())
         return {'image': img, 'label': lab}
 
-# %% ../nbs/11_data.ipynb #0b82a54c
+# %% ../nbs/11_data.ipynb #77e8b72a
 class InfiniteSampler(torch.utils.data.Sampler):
-    "Endless seeded permutations from global position `start`; rank r of R takes every R-th position."
-    def __init__(self, n, seed=0, start=0, rank=0, world_size=1, shuffle=True):
-        self.n, self.seed, self.start, self.rank, self.world, self.shuffle = n, seed, start, rank, world_size, shuffle
+    "Endless seeded permutations (one per epoch) from global position `start`."
+    def __init__(self, n, seed=0, start=0, shuffle=True):
+        self.n, self.seed, self.start, self.shuffle = n, seed, start, shuffle
     def _perm(self, epoch):
         if not self.shuffle: return torch.arange(self.n)
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
     def __iter__(self):
-        pos = self.start + self.rank
-        epoch, perm = None, None
+        pos, epoch, perm = self.start, None, None
         while True:
             e, off = divmod(pos, self.n)
             if e != epoch: epoch, perm = e, self._perm(e)
-            yield int(perm[off]); pos += self.world
+            yield int(perm[off]); pos += 1
+
+class RankBatchSampler(torch.utils.data.Sampler):
+    "Global batches of `batch_size * world_size` from `sampler`; rank r gets the r-th contiguous slice of `batch_size`."
+    def __init__(self, sampler, batch_size, rank=0, world_size=1):
+        if not 0 <= rank < world_size: raise ValueError(f'rank {rank} outside 0..{world_size - 1}')
+        self.sampler, self.batch_size, self.rank, self.world = sampler, batch_size, rank, world_size
+    def __iter__(self):
+        it, B = iter(self.sampler), self.batch_size
+        while True:
+            b = [next(it) for _ in range(B * self.world)]
+            yield b[self.rank * B:(self.rank + 1) * B]
 
 def make_loader(dataset, batch_size, workers=2, seed=0, start=0, rank=0, world_size=1, shuffle=True, pin_memory=None):
-    """An endless DataLoader of uint8 batches. `start` is the global sample position (for resuming: steps done x
-    batch x world size). Workers receive whole batches of indices and read them in one go."""
-    sampler = torch.utils.data.BatchSampler(InfiniteSampler(len(dataset), seed, start, rank, world_size, shuffle), batch_size, drop_last=True)
+    """An endless DataLoader of uint8 batches of `batch_size` (per process). `start` is the global sample position
+    (to resume: steps done x total batch). Workers receive whole batches of indices and read them in one go."""
+    sampler = RankBatchSampler(InfiniteSampler(len(dataset), seed, start, shuffle), batch_size, rank, world_size)
     return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers,
                                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
+                                       generator=torch.Generator().manual_seed(seed),
                                        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)
 
 def to_model_inputs(batch, n_classes, device='cpu', channels_last=False):
@@ -524,7 +535,7 @@ def open_dataset(spec, size=64, split='train', flip=True, n=10000, seed=0):
         raise DataError(spec, f'prepared at {ds.size}px but the model needs {size}px', f'prepare it again with --size {size}')
     return ds
 
-# %% ../nbs/11_data.ipynb #92645ca5
+# %% ../nbs/11_data.ipynb #2a5ca832
 def loader_speed(dataset, batch_size=32, workers=2, batches=100, warmup=5):
     "Image+label pairs per second delivered by `make_loader` (uint8, on the host)."
     dl = iter(make_loader(dataset, batch_size, workers=workers, pin_memory=False))

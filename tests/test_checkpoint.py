@@ -34,7 +34,7 @@ def test_official_round_trip(tmp_path):
     off = {'g_ema': generator_ours_to_official(G.state_dict(), cfg), 'd': discriminator_ours_to_official(D.state_dict(), cfg),
            'args': __import__('argparse').Namespace(**cfg.to_official())}
     assert 'local_nets.0.to_feat.upsample.kernel' in off['g_ema'] and 'local_nets.0.to_depth.conv.weight' not in off['g_ema']
-    assert off['g_ema']['local_nets.3.linears.2.conv.weight'].shape == (1, 32, 32, 1, 1)
+    assert off['g_ema']['local_nets.3.linears.2.conv.weight'].shape == (1, cfg.local_channel, cfg.local_channel, 1, 1) == (1, 16, 16, 1, 1)
     p = tmp_path / 'official.pt'; torch.save(off, p)
     m = load_checkpoint(p)
     for k, v in G.state_dict().items(): assert torch.equal(v, m['g_ema'].state_dict()[k]), k
