@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['component_buildup', 'region_swaps', 'pretrained_path', 'render_pictures', 'write_index', 'demo']
 
-# %% ../nbs/13_demo.ipynb #089d0e4d
+# %% ../nbs/13_demo.ipynb #9ad5e0ae
 import html, json, sys, time
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from .checkpoint import load_checkpoint, atomic_write
 from .viz import image_mask_grid, make_grid, to_uint8, colorize, save_image
 from .train import train_config, Run, read_metrics, plot_losses
 
-# %% ../nbs/13_demo.ipynb #57a82134
+# %% ../nbs/13_demo.ipynb #b709ce34
 def _inferno(x):
     "(H,W) float -> (3,H,W) uint8 with matplotlib's inferno colour map, normalised per map."
     import matplotlib
@@ -56,10 +56,11 @@ def region_swaps(G, targets, donors, regions=('skin', 'hair', 'mouth', 'eyes', '
         rows += [colorize(o.seg[i].cpu().argmax(0), G.cfg.n_classes) for o in outs]
     return make_grid(torch.stack(rows), len(cols)), ['target', 'donor'] + [f'{r} from donor' for r in regions]
 
-# %% ../nbs/13_demo.ipynb #a80172f3
+# %% ../nbs/13_demo.ipynb #eb327460
 def pretrained_path():
     "The `tiny` checkpoint shipped in the package (trained on synthetic faces; see its model card)."
-    p = Path(__file__).parent / 'assets' / 'tiny-synthetic.safetensors'
+    import semstylegan
+    p = Path(semstylegan.__file__).parent / 'assets' / 'tiny-synthetic.safetensors'
     if not p.exists(): raise FileNotFoundError(f'{p}: the packaged checkpoint is missing; reinstall semstylegan')
     return p
 

@@ -7,7 +7,7 @@ __all__ = ['TRAIN_PRESETS', 'TrainConfig', 'train_config', 'NonFiniteLoss', 'Tra
            'load_training', 'Run', 'read_metrics', 'plot_losses', 'setup_distributed', 'add_train_args',
            'config_from_args', 'cmd_train', 'train_speed']
 
-# %% ../nbs/12_train.ipynb #ea838dbe
+# %% ../nbs/12_train.ipynb #6cb4ac23
 import copy, json, math, os, time, sys, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .checkpoint import atomic_write, safe_load, load_checkpoint, save_checkpoin
 from .data import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
-# %% ../nbs/12_train.ipynb #932d6531
+# %% ../nbs/12_train.ipynb #d1539abd
 @dataclass
 class TrainConfig:
     "Every training setting (defaults: the official recipe). `model` overrides fields of the preset's ModelConfig."
@@ -107,7 +107,7 @@ def train_config(name='tiny', **overrides):
     if name not in TRAIN_PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(TRAIN_PRESETS)}')
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
 
-# %% ../nbs/12_train.ipynb #fd0d0923
+# %% ../nbs/12_train.ipynb #5aeaba4c
 class NonFiniteLoss(RuntimeError): pass
 
 class Trainer:
@@ -291,7 +291,7 @@ class Trainer:
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()
 
-# %% ../nbs/12_train.ipynb #113b5921
+# %% ../nbs/12_train.ipynb #00d82d37
 def _ckpts(out): return sorted((Path(out) / 'checkpoints').glob('[0-9]*.pt'))
 
 def latest_checkpoint(out):
@@ -326,7 +326,7 @@ def load_training(tr, path):
     tr.pl_mean.copy_(s['pl_mean']); tr.rng.set_state(s['rng']); torch.set_rng_state(s['torch_rng'])
     return tr
 
-# %% ../nbs/12_train.ipynb #7b2f8f33
+# %% ../nbs/12_train.ipynb #4078ceb9
 class Run:
     "A training run in a folder: the loop with logging, samples, checkpoints and resume."
     def __init__(self, tc: TrainConfig, out, device=None, resume=False, rank=0, world_size=1, progress=True, log=print):
@@ -341,6 +341,9 @@ class Run:
             tc = saved
         elif not resume and latest_checkpoint(self.out) is not None:
             raise ValueError(f'{self.out}: already has checkpoints; pass --resume to continue, or choose another --out')
+        if torch.device(device).type == 'cpu':
+            from semstylegan.bench import tune_allocator
+            tune_allocator()                                         # keep freed blocks: far fewer page faults on CPU
         self.tr = Trainer(tc, device, rank, world_size)
         if ck is not None:
             load_training(self.tr, ck); self.log(f'resumed from {ck} (step {self.tr.step})')
@@ -451,7 +454,7 @@ def plot_losses(metrics, out=None):
     if out is not None: fig.savefig(out, dpi=90); plt.close(fig)
     return fig
 
-# %% ../nbs/12_train.ipynb #af5276fe
+# %% ../nbs/12_train.ipynb #594e28f9
 def setup_distributed():
     "(rank, world_size, device) from torchrun's environment; initialises the process group when world_size > 1."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -463,7 +466,7 @@ def setup_distributed():
         dist.init_process_group('gloo'); device = 'cpu'
     return rank, world, device
 
-# %% ../nbs/12_train.ipynb #825c9f55
+# %% ../nbs/12_train.ipynb #65dc331e
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
@@ -508,11 +511,13 @@ def cmd_train(args):
         print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'), file=sys.stderr)
     return run
 
-# %% ../nbs/12_train.ipynb #ff398596
+# %% ../nbs/12_train.ipynb #acad2f1d
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, **overrides):
     "Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official computation."
-    from semstylegan.bench import time_fn
-    if str(device) == 'cpu' and threads: torch.set_num_threads(threads)
+    from semstylegan.bench import time_fn, tune_allocator
+    if str(device) == 'cpu':
+        tune_allocator()                                             # as in training on CPU (fewer page faults)
+        if threads: torch.set_num_threads(threads)
     base = train_config(preset_name) if preset_name in TRAIN_PRESETS else train_config('tiny', preset=preset_name)
     tc = TrainConfig(**{**base.to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * (batch or base.batch))), **overrides})
     if batch: tc.batch = batch
@@ -530,7 +535,7 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
     return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
                 official=official, step_s=t, images_per_s=tc.batch / t, **res)
 
-# %% ../nbs/12_train.ipynb #db712c79
+# %% ../nbs/12_train.ipynb #22e1f677
 class _OfficialG:
     "Generator facade computing synthesis with the official algorithm (for timing)."
     def __init__(self, G): self.__dict__['G'] = G
