@@ -12,5 +12,5 @@ def test_quickstart_commands():
     sys.path.insert(0, str(ROOT / 'tools'))
     from readme_command import quickstart_commands
     cmds = quickstart_commands()
-    assert 'semstylegan sample' in cmds['main'] and 'constraints.txt' in cmds['main']
+    assert 'semstylegan demo' in cmds['main'] and 'constraints.txt' in cmds['main']
     assert 'nbdev_test' in cmds['test'] and 'pytest' in cmds['test'] and '.[dev]' in cmds['test']
