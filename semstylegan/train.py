@@ -7,7 +7,7 @@ __all__ = ['TRAIN_PRESETS', 'TrainConfig', 'train_config', 'NonFiniteLoss', 'Tra
            'load_training', 'Run', 'read_metrics', 'plot_losses', 'setup_distributed', 'add_train_args',
            'config_from_args', 'cmd_train', 'train_speed']
 
-# %% ../nbs/12_train.ipynb #6cb4ac23
+# %% ../nbs/12_train.ipynb #1e1c58d0
 import copy, json, math, os, time, sys, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .checkpoint import atomic_write, safe_load, load_checkpoint, save_checkpoin
 from .data import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
-# %% ../nbs/12_train.ipynb #d1539abd
+# %% ../nbs/12_train.ipynb #b8ab0f3f
 @dataclass
 class TrainConfig:
     "Every training setting (defaults: the official recipe). `model` overrides fields of the preset's ModelConfig."
@@ -107,7 +107,7 @@ def train_config(name='tiny', **overrides):
     if name not in TRAIN_PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(TRAIN_PRESETS)}')
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
 
-# %% ../nbs/12_train.ipynb #5aeaba4c
+# %% ../nbs/12_train.ipynb #3052d2e5
 class NonFiniteLoss(RuntimeError): pass
 
 class Trainer:
@@ -291,7 +291,7 @@ class Trainer:
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()
 
-# %% ../nbs/12_train.ipynb #00d82d37
+# %% ../nbs/12_train.ipynb #a53d9d7b
 def _ckpts(out): return sorted((Path(out) / 'checkpoints').glob('[0-9]*.pt'))
 
 def latest_checkpoint(out):
@@ -326,7 +326,7 @@ def load_training(tr, path):
     tr.pl_mean.copy_(s['pl_mean']); tr.rng.set_state(s['rng']); torch.set_rng_state(s['torch_rng'])
     return tr
 
-# %% ../nbs/12_train.ipynb #4078ceb9
+# %% ../nbs/12_train.ipynb #a750b46f
 class Run:
     "A training run in a folder: the loop with logging, samples, checkpoints and resume."
     def __init__(self, tc: TrainConfig, out, device=None, resume=False, rank=0, world_size=1, progress=True, log=print):
@@ -365,7 +365,8 @@ class Run:
                              pin_memory=tr.device.type == 'cuda')
         it = iter(loader)
         t_stop = time.time() + 60 * minutes if minutes else None
-        bar = tqdm(total=steps, initial=tr.step, disable=not self.progress, unit='step', dynamic_ncols=True)
+        bar = tqdm(total=None if minutes else steps, initial=tr.step, disable=not self.progress, unit='step', dynamic_ncols=True,
+                   desc=f'{minutes:g} min' if minutes else None)
         pending, t0, n0, last = [], time.time(), tr.step, {}
         if tr.step == 0 and self.rank == 0: self.samples()
         while tr.step < steps and not (t_stop and time.time() > t_stop):
@@ -454,7 +455,7 @@ def plot_losses(metrics, out=None):
     if out is not None: fig.savefig(out, dpi=90); plt.close(fig)
     return fig
 
-# %% ../nbs/12_train.ipynb #594e28f9
+# %% ../nbs/12_train.ipynb #fcff6c10
 def setup_distributed():
     "(rank, world_size, device) from torchrun's environment; initialises the process group when world_size > 1."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -466,7 +467,7 @@ def setup_distributed():
         dist.init_process_group('gloo'); device = 'cpu'
     return rank, world, device
 
-# %% ../nbs/12_train.ipynb #65dc331e
+# %% ../nbs/12_train.ipynb #e710a9bb
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
@@ -511,7 +512,7 @@ def cmd_train(args):
         print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'), file=sys.stderr)
     return run
 
-# %% ../nbs/12_train.ipynb #acad2f1d
+# %% ../nbs/12_train.ipynb #13d71236
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, **overrides):
     "Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official computation."
     from semstylegan.bench import time_fn, tune_allocator
@@ -535,7 +536,7 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
     return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
                 official=official, step_s=t, images_per_s=tc.batch / t, **res)
 
-# %% ../nbs/12_train.ipynb #22e1f677
+# %% ../nbs/12_train.ipynb #682194d3
 class _OfficialG:
     "Generator facade computing synthesis with the official algorithm (for timing)."
     def __init__(self, G): self.__dict__['G'] = G

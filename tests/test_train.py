@@ -101,3 +101,12 @@ def test_shipped_checkpoint_is_trained(tmp_path):
     assert (((c >= 1) & (c <= 5)).float().mean((1, 2)) > 0.5).float().mean() < 0.75
     info = demo(tmp_path / 'd', minutes=0.01, pretrained=True, progress=False, log=lambda *a: None)
     assert info['summary']['start'] == 'shipped checkpoint' and (tmp_path / 'd' / 'index.html').exists()
+
+def test_bf16_autocast_step():
+    """The mixed-precision path (bf16 autocast for the main phases, fp32 regularisers) runs and stays finite (CPU autocast)."""
+    tr = Trainer(small_tc(amp='bf16'))
+    assert tr.amp_dtype == torch.bfloat16
+    st = tr.train_step(tr.dataset[list(range(4))])
+    assert all(torch.isfinite(v) for v in st.values()) and {'r1_img', 'r1_seg', 'pl_penalty'} <= set(st)
+    with pytest.raises(ValueError, match="amp must be"):
+        Trainer(small_tc(amp='fp8'))
