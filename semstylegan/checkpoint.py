@@ -7,7 +7,7 @@ __all__ = ['SAFE_GLOBALS', 'FORMAT', 'CheckpointError', 'safe_load', 'generator_
            'discriminator_official_to_ours', 'discriminator_ours_to_official', 'load_into', 'infer_official_config',
            'is_official', 'load_official', 'atomic_write', 'save_checkpoint', 'load_checkpoint', 'load_generator']
 
-# %% ../nbs/06_checkpoint.ipynb #c978c15d
+# %% ../nbs/06_checkpoint.ipynb #0cdc7d2b
 import argparse, dataclasses, json, os, pickle, re, tempfile, warnings
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ from .generator import Generator, ModelConfig
 from .discriminator import DualBranchDiscriminator
 from .layers import make_kernel
 
-# %% ../nbs/06_checkpoint.ipynb #2a1bbec1
+# %% ../nbs/06_checkpoint.ipynb #8f9b02ca
 class CheckpointError(RuntimeError):
     "A checkpoint file that cannot be used: missing, unsafe, or not matching the model."
 
@@ -39,7 +39,7 @@ def safe_load(path):
         raise CheckpointError(f'{path}: not a readable PyTorch file ({type(e).__name__}: {str(e)[:200]}); '
                               f'is it truncated or a different format?') from None
 
-# %% ../nbs/06_checkpoint.ipynb #f57a3f47
+# %% ../nbs/06_checkpoint.ipynb #b7855e93
 _LOCAL = [  # (our stacked tensor, official key pattern under local_nets.{k}.)
     ('weight', 'linears.{l}.conv.weight'), ('mod_weight', 'linears.{l}.conv.modulation.weight'),
     ('mod_bias', 'linears.{l}.conv.modulation.bias'), ('act_bias', 'linears.{l}.activate.bias'),
@@ -126,7 +126,7 @@ def discriminator_ours_to_official(sd, cfg):
         if m := re.fullmatch(r'(.+\.(?:conv2|skip))\.1\.weight', key): out[f'{m[1]}.0.kernel'] = k.clone()
     return out
 
-# %% ../nbs/06_checkpoint.ipynb #dcb55c49
+# %% ../nbs/06_checkpoint.ipynb #3965fcbf
 def load_into(module, sd, source='state dict', problems=None):
     "Load `sd` strictly into `module`; on mismatch raise `CheckpointError` listing missing, unexpected and mis-shaped keys."
     own = module.state_dict()
@@ -146,7 +146,7 @@ def load_into(module, sd, source='state dict', problems=None):
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
     return module
 
-# %% ../nbs/06_checkpoint.ipynb #96f27642
+# %% ../nbs/06_checkpoint.ipynb #1a180a73
 def infer_official_config(sd, **overrides):
     "Config from the shapes of a bare official generator state dict (+ `overrides` for what shapes cannot tell)."
     K = 1 + max(int(m[1]) for k in sd if (m := re.match(r'local_nets\.(\d+)\.', k)))
@@ -195,7 +195,7 @@ def load_official(path, which=('g_ema', 'g', 'd'), **overrides):
         out[key] = load_into(M(cfg), sd, f"{src} ['{key}']", problems).eval()
     return out
 
-# %% ../nbs/06_checkpoint.ipynb #83f60819
+# %% ../nbs/06_checkpoint.ipynb #84a7f496
 FORMAT = 'semstylegan'
 
 def atomic_write(path, write_fn):
@@ -203,7 +203,10 @@ def atomic_write(path, write_fn):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent); os.close(fd)
     try:
-        write_fn(tmp); os.replace(tmp, path)
+        write_fn(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                 # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
     return path

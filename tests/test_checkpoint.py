@@ -80,3 +80,11 @@ def test_official_key_sets_match_reference():
            'DualBranchDiscriminatorsize=256': discriminator_ours_to_official(DualBranchDiscriminator(cfg).state_dict(), cfg)}
     for name, sd in got.items():
         assert {k: tuple(v.shape) for k, v in sd.items()} == sections[name], name
+
+def test_saved_files_have_usual_permissions(tmp_path):
+    "Atomic writes go through mkstemp (mode 0600); the final file gets the permissions a plain write would give."
+    import os, stat
+    cfg, G, D = make_models()
+    p = save_checkpoint(tmp_path / 'g.safetensors', cfg, g_ema=G)
+    umask = os.umask(0); os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
