@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'cmd_prepare', 'cmd_demo', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #03e21993
+# %% ../nbs/09_cli.ipynb #a814b9b2
 import argparse, json, os, sys
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 
-# %% ../nbs/09_cli.ipynb #48f07809
+# %% ../nbs/09_cli.ipynb #88fff78e
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')
@@ -104,7 +104,7 @@ def cmd_bench(args):
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     else: print(text)
 
-# %% ../nbs/09_cli.ipynb #3dc067af
+# %% ../nbs/09_cli.ipynb #dd71cf82
 def cmd_prepare(args):
     "Prepare a data source into a training folder; print the summary."
     if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test)
@@ -133,15 +133,14 @@ def _bench_synthetic(args):
     return dict(what='synthetic', size=size, threads=args.threads, n=batch * args.batches, repeat=args.repeat,
                 pairs_per_s=round(batch * args.batches / best, 1))
 
-# %% ../nbs/09_cli.ipynb #c173925a
+# %% ../nbs/09_cli.ipynb #470e047f
 def _bench_train(args):
     from semstylegan.train import train_speed
-    preset_name = args.preset if args.preset in ('tiny', 'celebamask-256', 'celebamask-512') else 'tiny'
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
-    ours = train_speed(preset_name, **kw)
+    ours = train_speed(args.preset, **kw)
     res = dict(what='train', ours=ours)
     if not args.no_reference:
-        off = train_speed(preset_name, official=True, **kw)
+        off = train_speed(args.preset, official=True, **kw)
         res.update(official=off, speedup=off['step_s'] / ours['step_s'])
     return res
 
@@ -166,7 +165,7 @@ def _train_parsers(sub):
     s.add_argument('--seed', type=int, default=0); s.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     s.set_defaults(fn=cmd_demo)
 
-# %% ../nbs/09_cli.ipynb #6be5989e
+# %% ../nbs/09_cli.ipynb #6c4a62f8
 def make_parser():
     p = argparse.ArgumentParser(prog='semstylegan', description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -263,6 +262,6 @@ def main(argv=None):
         return 130
     return 0
 
-# %% ../nbs/09_cli.ipynb #68195490
+# %% ../nbs/09_cli.ipynb #9cb1916f
 #| eval: false
 if __name__ == '__main__': sys.exit(main())   # `python -m semstylegan.cli` (torchrun); not run in the notebook

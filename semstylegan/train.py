@@ -7,7 +7,7 @@ __all__ = ['TRAIN_PRESETS', 'TrainConfig', 'train_config', 'NonFiniteLoss', 'Tra
            'load_training', 'Run', 'read_metrics', 'plot_losses', 'setup_distributed', 'add_train_args',
            'config_from_args', 'cmd_train', 'train_speed']
 
-# %% ../nbs/12_train.ipynb #1e1c58d0
+# %% ../nbs/12_train.ipynb #8c614227
 import copy, json, math, os, time, sys, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .checkpoint import atomic_write, safe_load, load_checkpoint, save_checkpoin
 from .data import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
-# %% ../nbs/12_train.ipynb #b8ab0f3f
+# %% ../nbs/12_train.ipynb #ee5cac2e
 @dataclass
 class TrainConfig:
     "Every training setting (defaults: the official recipe). `model` overrides fields of the preset's ModelConfig."
@@ -107,7 +107,7 @@ def train_config(name='tiny', **overrides):
     if name not in TRAIN_PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(TRAIN_PRESETS)}')
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
 
-# %% ../nbs/12_train.ipynb #3052d2e5
+# %% ../nbs/12_train.ipynb #5e8c6c94
 class NonFiniteLoss(RuntimeError): pass
 
 class Trainer:
@@ -273,6 +273,10 @@ class Trainer:
         pe, p = zip(*self.ema_pairs)
         torch._foreach_lerp_(list(pe), list(p), 1 - self.ema_beta())
 
+    def g_trainable(self):
+        "Switch gradients on for G's trained parameters (the frozen local generators stay off)."
+        for p in self.g_params: p.requires_grad_(True)
+
     def train_step(self, batch):
         "One full step on a uint8 batch (this process's share); returns a dict of loss tensors."
         tc, stats = self.tc, {}
@@ -280,7 +284,7 @@ class Trainer:
         self.G.requires_grad_(False)
         self.d_main(real_img, real_mask, stats)
         if tc.d_reg_every and self.step % tc.d_reg_every == 0: self.d_reg(real_img, real_mask, stats)
-        for p in self.g_params: p.requires_grad_(True)
+        self.g_trainable()
         self.g_main(stats)
         if tc.g_reg_every and tc.path_regularize and self.step % tc.g_reg_every == 0: self.g_reg(stats)
         self.ema()
@@ -291,7 +295,7 @@ class Trainer:
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()
 
-# %% ../nbs/12_train.ipynb #a53d9d7b
+# %% ../nbs/12_train.ipynb #36a5e8eb
 def _ckpts(out): return sorted((Path(out) / 'checkpoints').glob('[0-9]*.pt'))
 
 def latest_checkpoint(out):
@@ -313,9 +317,9 @@ def save_training(tr, out):
     for old in _ckpts(out)[:-max(1, tr.tc.keep)]: old.unlink()
     return path
 
-def load_training(tr, path):
-    "Restore a Trainer from a training checkpoint."
-    s = safe_load(path)
+def load_training(tr, path, state=None):
+    "Restore a Trainer from a training checkpoint (`state`: the file already loaded)."
+    s = state if state is not None else safe_load(path)
     if not (isinstance(s, dict) and s.get('kind') == 'training'):
         raise CheckpointError(f'{path}: not a semstylegan training checkpoint (use it as init= to start from its weights)')
     if ModelConfig.from_dict(s['config']) != tr.cfg:
@@ -326,17 +330,18 @@ def load_training(tr, path):
     tr.pl_mean.copy_(s['pl_mean']); tr.rng.set_state(s['rng']); torch.set_rng_state(s['torch_rng'])
     return tr
 
-# %% ../nbs/12_train.ipynb #a750b46f
+# %% ../nbs/12_train.ipynb #1a2d2640
 class Run:
     "A training run in a folder: the loop with logging, samples, checkpoints and resume."
     def __init__(self, tc: TrainConfig, out, device=None, resume=False, rank=0, world_size=1, progress=True, log=print):
         self.out, self.rank, self.world, self.log = Path(out), rank, world_size, (log if rank == 0 else (lambda *a: None))
         device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         ck = latest_checkpoint(self.out) if resume else None
+        state = safe_load(ck) if ck is not None else None
         if resume and ck is None and (self.out / 'train_config.json').exists():
             self.log(f'{self.out}: no checkpoint yet; starting over')
         if ck is not None:                                         # the saved settings win, except the length of the run
-            saved = TrainConfig.from_dict(safe_load(ck)['train_config'])
+            saved = TrainConfig.from_dict(state['train_config'])
             saved.steps, saved.workers, saved.log_every = tc.steps, tc.workers, tc.log_every
             tc = saved
         elif not resume and latest_checkpoint(self.out) is not None:
@@ -346,7 +351,7 @@ class Run:
             tune_allocator()                                         # keep freed blocks: far fewer page faults on CPU
         self.tr = Trainer(tc, device, rank, world_size)
         if ck is not None:
-            load_training(self.tr, ck); self.log(f'resumed from {ck} (step {self.tr.step})')
+            load_training(self.tr, ck, state); del state; self.log(f'resumed from {ck} (step {self.tr.step})')
         elif getattr(self.tr, '_init_ema', None) is not None:
             self.tr.G_ema.load_state_dict(self.tr._init_ema)
         self.tc, self.progress = tc, progress and rank == 0
@@ -455,7 +460,7 @@ def plot_losses(metrics, out=None):
     if out is not None: fig.savefig(out, dpi=90); plt.close(fig)
     return fig
 
-# %% ../nbs/12_train.ipynb #fcff6c10
+# %% ../nbs/12_train.ipynb #184c3177
 def setup_distributed():
     "(rank, world_size, device) from torchrun's environment; initialises the process group when world_size > 1."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -467,7 +472,7 @@ def setup_distributed():
         dist.init_process_group('gloo'); device = 'cpu'
     return rank, world, device
 
-# %% ../nbs/12_train.ipynb #e710a9bb
+# %% ../nbs/12_train.ipynb #184e187b
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
@@ -512,31 +517,28 @@ def cmd_train(args):
         print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'), file=sys.stderr)
     return run
 
-# %% ../nbs/12_train.ipynb #13d71236
+# %% ../nbs/12_train.ipynb #034b9138
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, **overrides):
     "Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official computation."
     from semstylegan.bench import time_fn, tune_allocator
     if str(device) == 'cpu':
         tune_allocator()                                             # as in training on CPU (fewer page faults)
         if threads: torch.set_num_threads(threads)
-    base = train_config(preset_name) if preset_name in TRAIN_PRESETS else train_config('tiny', preset=preset_name)
-    tc = TrainConfig(**{**base.to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * (batch or base.batch))), **overrides})
+    tc = TrainConfig(**{**train_config(preset_name).to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * (batch or base.batch))), **overrides})
     if batch: tc.batch = batch
     if official: tc.r1_mode = 'official'
     tr = Trainer(tc, device)
     if official: tr.G, tr.D = _OfficialG(tr.G), _OfficialD(tr.D)
     img, mask = to_model_inputs(tr.dataset[list(range(tc.batch))], tr.cfg.n_classes, tr.device)
     st = {}
-    def g_on():
-        for p in tr.g_params: p.requires_grad_(True)
-    phases = dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)),
-                  d_reg=lambda: tr.d_reg(img, mask, st), g_main=lambda: (g_on(), tr.g_main(st)), g_reg=lambda: (g_on(), tr.g_reg(st)))
+    phases = dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)), d_reg=lambda: tr.d_reg(img, mask, st),
+                  g_main=lambda: (tr.g_trainable(), tr.g_main(st)), g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
     res = {f'{k}_s': time_fn(f, warmup=1, repeat=repeat, device=device) for k, f in phases.items()}
     t = res['d_main_s'] + res['g_main_s'] + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every)
     return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
                 official=official, step_s=t, images_per_s=tc.batch / t, **res)
 
-# %% ../nbs/12_train.ipynb #682194d3
+# %% ../nbs/12_train.ipynb #1ee766ba
 class _OfficialG:
     "Generator facade computing synthesis with the official algorithm (for timing)."
     def __init__(self, G): self.__dict__['G'] = G
