@@ -6,7 +6,7 @@
 __all__ = ['PRESETS', 'GAIN', 'ModelConfig', 'preset', 'LocalGenerators', 'ConstStyledConv', 'ToOutput', 'RenderNet',
            'GeneratorOutput', 'Generator']
 
-# %% ../nbs/04_generator.ipynb #45244ebd
+# %% ../nbs/04_generator.ipynb #3cc7cc7c
 import math, dataclasses
 from dataclasses import dataclass, asdict
 import torch
@@ -17,14 +17,14 @@ from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyR
 from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES
 from .fusion import fuse_masks
 
-# %% ../nbs/04_generator.ipynb #509c4faf
+# %% ../nbs/04_generator.ipynb #c5f2121a
 _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_multiplier='channel_multiplier',
                        n_classes='seg_dim', local_layers='local_layers', local_channel='local_channel',
                        base_layers='base_layers', depth_layers='depth_layers', coarse_size='coarse_size',
                        coarse_channel='coarse_channel', min_feat_size='min_feat_size', residual_refine='residual_refine',
                        detach_texture='detach_texture', transparent_classes='transparent_dims')
 
-_EXTENSIONS = dict(max_channels=512, blur_kernel=(1, 3, 3, 1))  # our fields, with their official values
+_EXTENSIONS = dict(max_channels=512, blur_kernel=(1, 3, 3, 1), shared_codes=False)  # our fields, with their official values
 
 @dataclass
 class ModelConfig:
@@ -48,6 +48,7 @@ class ModelConfig:
     class_names: tuple = None           # default: CelebAMask-HQ names for 13 classes, else class0..
     max_channels: int = 512             # cap of the channel table (ours; 512 = official)
     blur_kernel: tuple = (1, 3, 3, 1)
+    shared_codes: bool = False          # baseline: every local generator gets the same codes (ours; see below)
 
     def __post_init__(self):
         self.blur_kernel = tuple(self.blur_kernel)
@@ -120,7 +121,7 @@ def preset(name, **overrides):
     if name not in PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(PRESETS)}')
     return ModelConfig(**{**PRESETS[name], **overrides})
 
-# %% ../nbs/04_generator.ipynb #9b858bbd
+# %% ../nbs/04_generator.ipynb #f54b44af
 GAIN = math.sqrt(2)  # gain of the biased leaky ReLU, folded into the weights of the next layer
 
 class LocalGenerators(nn.Module):
@@ -181,7 +182,7 @@ class LocalGenerators(nn.Module):
         Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
         return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
 
-# %% ../nbs/04_generator.ipynb #a457f787
+# %% ../nbs/04_generator.ipynb #d576f767
 class ConstStyledConv(ConstModulatedConv2d):
     "Constant-style modulated conv, then noise injection and biased leaky ReLU (the official FixedStyledConv)."
     def __init__(self, in_ch, out_ch, kernel_size=3, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -241,7 +242,7 @@ class RenderNet(nn.Module):
             gain = GAIN
         return rgb.contiguous(), seg.contiguous()
 
-# %% ../nbs/04_generator.ipynb #e59bef7d
+# %% ../nbs/04_generator.ipynb #2e632770
 @dataclass
 class GeneratorOutput:
     "Everything one synthesis pass produces."
@@ -296,6 +297,9 @@ class Generator(nn.Module):
         if codes.shape[1] == self.layout.n_latent and self.layout.n_latent != self.layout.n_latent_expand:
             wplus, codes = codes, self.layout.expand(codes)
         n, c = codes.shape[0], self.cfg.coarse_size
+        if self.cfg.shared_codes:   # the baseline: one code for all local generators (the mean over classes)
+            K = self.cfg.n_classes
+            codes = codes.reshape(n, K, -1, codes.shape[-1]).mean(1, keepdim=True).expand(-1, K, -1, -1).reshape(n, -1, codes.shape[-1])
         pe = self._embed(coords, n, codes.device, codes.dtype)
         h, depth = self.local(pe, codes)
         m, weights = fuse_masks(depth.float().reshape(n, -1, c, c), self.cfg.transparent_classes, composition_mask)
