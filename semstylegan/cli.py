@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'cmd_prepare', 'cmd_demo', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #9b46399d
+# %% ../nbs/09_cli.ipynb #e0e3ebd8
 import argparse, json, os, sys
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 
-# %% ../nbs/09_cli.ipynb #4c063d11
+# %% ../nbs/09_cli.ipynb #f434980f
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')
@@ -104,7 +104,7 @@ def cmd_bench(args):
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     else: print(text)
 
-# %% ../nbs/09_cli.ipynb #e36de4e4
+# %% ../nbs/09_cli.ipynb #4d92064f
 def cmd_prepare(args):
     "Prepare a data source into a training folder; print the summary."
     if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test)
@@ -133,7 +133,7 @@ def _bench_synthetic(args):
     return dict(what='synthetic', size=size, threads=args.threads, n=batch * args.batches, repeat=args.repeat,
                 pairs_per_s=round(batch * args.batches / best, 1))
 
-# %% ../nbs/09_cli.ipynb #41b03476
+# %% ../nbs/09_cli.ipynb #e3e36a62
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
@@ -170,7 +170,7 @@ def _train_parsers(sub):
                                    'locality (edits of one region against the rest), masks (generated masks vs a segmenter).')
     add_eval_args(s); s.set_defaults(fn=cmd_eval)
 
-# %% ../nbs/09_cli.ipynb #d383b824
+# %% ../nbs/09_cli.ipynb #2c695e7e
 def make_parser():
     p = argparse.ArgumentParser(prog='semstylegan', description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -267,6 +267,6 @@ def main(argv=None):
         return 130
     return 0
 
-# %% ../nbs/09_cli.ipynb #8481843e
+# %% ../nbs/09_cli.ipynb #b9b496e3
 #| eval: false
 if __name__ == '__main__': sys.exit(main())   # `python -m semstylegan.cli` (torchrun); not run in the notebook

@@ -6,7 +6,7 @@
 __all__ = ['PRESETS', 'GAIN', 'ModelConfig', 'preset', 'LocalGenerators', 'ConstStyledConv', 'ToOutput', 'RenderNet',
            'GeneratorOutput', 'Generator']
 
-# %% ../nbs/04_generator.ipynb #3cc7cc7c
+# %% ../nbs/04_generator.ipynb #ea6c0463
 import math, dataclasses
 from dataclasses import dataclass, asdict
 import torch
@@ -17,7 +17,7 @@ from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyR
 from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES
 from .fusion import fuse_masks
 
-# %% ../nbs/04_generator.ipynb #c5f2121a
+# %% ../nbs/04_generator.ipynb #b69abebf
 _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_multiplier='channel_multiplier',
                        n_classes='seg_dim', local_layers='local_layers', local_channel='local_channel',
                        base_layers='base_layers', depth_layers='depth_layers', coarse_size='coarse_size',
@@ -121,7 +121,7 @@ def preset(name, **overrides):
     if name not in PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(PRESETS)}')
     return ModelConfig(**{**PRESETS[name], **overrides})
 
-# %% ../nbs/04_generator.ipynb #f54b44af
+# %% ../nbs/04_generator.ipynb #b4a53856
 GAIN = math.sqrt(2)  # gain of the biased leaky ReLU, folded into the weights of the next layer
 
 class LocalGenerators(nn.Module):
@@ -182,7 +182,7 @@ class LocalGenerators(nn.Module):
         Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
         return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
 
-# %% ../nbs/04_generator.ipynb #d576f767
+# %% ../nbs/04_generator.ipynb #8f45221f
 class ConstStyledConv(ConstModulatedConv2d):
     "Constant-style modulated conv, then noise injection and biased leaky ReLU (the official FixedStyledConv)."
     def __init__(self, in_ch, out_ch, kernel_size=3, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -242,7 +242,7 @@ class RenderNet(nn.Module):
             gain = GAIN
         return rgb.contiguous(), seg.contiguous()
 
-# %% ../nbs/04_generator.ipynb #2e632770
+# %% ../nbs/04_generator.ipynb #8900d49d
 @dataclass
 class GeneratorOutput:
     "Everything one synthesis pass produces."

@@ -7,7 +7,7 @@ __all__ = ['TRAIN_PRESETS', 'TrainConfig', 'train_config', 'NonFiniteLoss', 'Tra
            'load_training', 'Run', 'read_metrics', 'plot_losses', 'setup_distributed', 'add_train_args',
            'config_from_args', 'cmd_train', 'train_speed']
 
-# %% ../nbs/12_train.ipynb #e9c0e8fa
+# %% ../nbs/12_train.ipynb #84173e40
 import copy, json, math, os, time, sys, typing
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -21,7 +21,7 @@ from .checkpoint import atomic_write, safe_load, load_checkpoint, save_checkpoin
 from .data import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
-# %% ../nbs/12_train.ipynb #cc5a7622
+# %% ../nbs/12_train.ipynb #08a02f8a
 @dataclass
 class TrainConfig:
     "Every training setting (defaults: the official recipe). `model` overrides fields of the preset's ModelConfig."
@@ -109,7 +109,7 @@ def train_config(name='tiny', **overrides):
     if name not in TRAIN_PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(TRAIN_PRESETS)}')
     return TrainConfig(**{**TRAIN_PRESETS[name], **overrides})
 
-# %% ../nbs/12_train.ipynb #3182e4a9
+# %% ../nbs/12_train.ipynb #5103b29e
 class NonFiniteLoss(RuntimeError): pass
 
 class Trainer:
@@ -297,7 +297,7 @@ class Trainer:
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()
 
-# %% ../nbs/12_train.ipynb #091a8241
+# %% ../nbs/12_train.ipynb #fbde088e
 def _ckpts(out): return sorted((Path(out) / 'checkpoints').glob('[0-9]*.pt'))
 
 def latest_checkpoint(out):
@@ -332,7 +332,7 @@ def load_training(tr, path, state=None):
     tr.pl_mean.copy_(s['pl_mean']); tr.rng.set_state(s['rng']); torch.set_rng_state(s['torch_rng'])
     return tr
 
-# %% ../nbs/12_train.ipynb #080efe44
+# %% ../nbs/12_train.ipynb #8fd70f5d
 class Run:
     "A training run in a folder: the loop with logging, samples, checkpoints and resume."
     def __init__(self, tc: TrainConfig, out, device=None, resume=False, rank=0, world_size=1, progress=True, log=print):
@@ -462,7 +462,7 @@ def plot_losses(metrics, out=None):
     if out is not None: fig.savefig(out, dpi=90); plt.close(fig)
     return fig
 
-# %% ../nbs/12_train.ipynb #8f631119
+# %% ../nbs/12_train.ipynb #71fe66dc
 def setup_distributed():
     "(rank, world_size, device) from torchrun's environment; initialises the process group when world_size > 1."
     world = int(os.environ.get('WORLD_SIZE', 1))
@@ -474,7 +474,7 @@ def setup_distributed():
         dist.init_process_group('gloo'); device = 'cpu'
     return rank, world, device
 
-# %% ../nbs/12_train.ipynb #dd7e4841
+# %% ../nbs/12_train.ipynb #6ffb2b98
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
@@ -519,7 +519,7 @@ def cmd_train(args):
         print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'), file=sys.stderr)
     return run
 
-# %% ../nbs/12_train.ipynb #ffcc062a
+# %% ../nbs/12_train.ipynb #601b8f90
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, **overrides):
     "Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official computation."
     from semstylegan.bench import time_fn, tune_allocator
@@ -540,7 +540,7 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
     return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
                 official=official, step_s=t, images_per_s=tc.batch / t, **res)
 
-# %% ../nbs/12_train.ipynb #b38c1db1
+# %% ../nbs/12_train.ipynb #324c93ef
 class _OfficialG:
     "Generator facade computing synthesis with the official algorithm (for timing)."
     def __init__(self, G): self.__dict__['G'] = G
