@@ -6,9 +6,10 @@
 __all__ = ['CODES_FORMAT', 'GROUPS', 'codes_from_seeds', 'save_codes', 'load_codes', 'region_slots', 'render', 'slerp',
            'interpolate_codes', 'spline_codes', 'render_frames', 'save_frames', 'mix_grid', 'move_part',
            'composite_foreground', 'pyramid_l1', 'invert', 'AttributeClassifier', 'train_attribute_classifier',
-           'label_samples', 'fit_boundary', 'edit_codes', 'edit_curve', 'plot_edit_curve']
+           'label_samples', 'fit_boundary', 'edit_codes', 'edit_curve', 'plot_edit_curve', 'cmd_components',
+           'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit', 'add_edit_parsers']
 
-# %% ../nbs/15_edit.ipynb #96bcd25e
+# %% ../nbs/15_edit.ipynb #cdd81879
 import copy, math, os
 from pathlib import Path
 import numpy as np
@@ -21,7 +22,7 @@ from .checkpoint import atomic_write, safe_load, CheckpointError
 from .viz import to_uint8, colorize, make_grid, save_image
 from .demo import component_buildup
 
-# %% ../nbs/15_edit.ipynb #27a617d1
+# %% ../nbs/15_edit.ipynb #068ae449
 CODES_FORMAT = 'semstylegan-codes/1'
 GROUPS = {'face': ('skin', 'eyes', 'brows', 'mouth', 'nose')}   # named groups of regions (paper Fig. 7)
 
@@ -77,7 +78,7 @@ def render(G, wplus, noise_mode='const', **kw):
     o = G.synthesis(wplus, noise_mode=noise_mode, **kw)
     return to_uint8(o.image).cpu(), colorize(o.mask.cpu(), G.cfg.n_classes)
 
-# %% ../nbs/15_edit.ipynb #02764a86
+# %% ../nbs/15_edit.ipynb #4293e868
 def slerp(a, b, t, centre=None):
     "Spherical interpolation of a and b (about `centre`), per code vector."
     c = 0 if centre is None else centre
@@ -134,7 +135,7 @@ def save_frames(frames, path, fps=12):
         return atomic_write(path, lambda t: iio.mimwrite(t, list(arr), fps=fps, format='FFMPEG'))
     raise ValueError(f'{path}: frames are written as .gif or .mp4')
 
-# %% ../nbs/15_edit.ipynb #a637417c
+# %% ../nbs/15_edit.ipynb #a03a039c
 @torch.no_grad()
 def mix_grid(G, targets, donors, regions, kind='both'):
     "uint8 grid: donors on the top row, targets in the left column, target x donor mixes inside."
@@ -148,7 +149,7 @@ def mix_grid(G, targets, donors, regions, kind='both'):
         tiles += [ti[i]] + list(mixed)
     return make_grid(torch.stack(tiles), len(donors) + 1)
 
-# %% ../nbs/15_edit.ipynb #434d413e
+# %% ../nbs/15_edit.ipynb #de38effe
 @torch.no_grad()
 def move_part(G, wplus, region, shift=(0., 0.), scale=1., rotate=0., noise_mode='const'):
     "Synthesis with `region`'s coordinates shifted (x, y in [-1,1] units), scaled and rotated (degrees)."
@@ -165,7 +166,7 @@ def composite_foreground(G, wplus, background, noise_mode='const'):
     bg = F.interpolate(background.to(o.image), size=o.image.shape[-2:], mode='bilinear', antialias=True, align_corners=False)
     return (1 - p_bg) * o.image + p_bg * bg, o
 
-# %% ../nbs/15_edit.ipynb #fa48d7a4
+# %% ../nbs/15_edit.ipynb #9d90cc45
 def pyramid_l1(a, b, levels=4):
     "Mean L1 over an image pyramid (the perceptual-loss fallback)."
     loss = 0
@@ -218,7 +219,7 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
     key = 'wplus' if codes.shape[1] == G.layout.n_latent else 'codes'
     return {key: codes, 'image': o.image, 'mask': o.mask, 'losses': losses, 'G': Gt}
 
-# %% ../nbs/15_edit.ipynb #73e7312e
+# %% ../nbs/15_edit.ipynb #543ecb3e
 class AttributeClassifier(nn.Module):
     "A small CNN: image in [-1,1] -> one logit per attribute."
     def __init__(self, attrs, width=32):
@@ -311,3 +312,120 @@ def plot_edit_curve(rows, attr, region, path=None):
     ax.set_xlabel(f'{attr} score gain'); ax.set_ylabel(f'pixel preservation outside {region}'); ax.legend(); fig.tight_layout()
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
+
+# %% ../nbs/15_edit.ipynb #b2561418
+def _codes_arg(args, G, n_default=1):
+    if getattr(args, 'codes', None): return load_codes(args.codes, G)
+    seeds = args.seeds if args.seeds else list(range(n_default))
+    return codes_from_seeds(G, seeds, args.truncation)
+
+def cmd_components(args, G):
+    wp = _codes_arg(args, G)
+    for i in range(len(wp)):
+        grid, titles = component_buildup(G, wp.codes[i:i + 1])
+        save_image(grid, args.out / f'components_{i:02d}.png')
+    return f'{len(wp)} build-up grids ({" | ".join(titles)})'
+
+def cmd_interpolate(args, G):
+    wp = _codes_arg(args, G, 2)
+    if len(wp) < 2: raise ValueError('interpolate needs at least two codes (--seeds A B ... or a --codes file with 2+)')
+    keys = [WPlus(wp.codes[i:i + 1], G.layout) for i in range(len(wp))]
+    regions = args.regions or None
+    if len(keys) == 2 and args.method != 'spline':
+        frames = interpolate_codes(keys[0], keys[1], args.steps, regions, args.kind, args.method, G.mean_w())
+    else:
+        frames = spline_codes(keys, args.steps, regions, args.kind)
+    imgs = render_frames(G, frames)
+    save_image(make_grid(imgs, min(len(imgs), 8)), args.out / 'interpolation.png')
+    if args.gif: save_frames(imgs, args.out / 'interpolation.gif', args.fps)
+    if args.mp4: save_frames(imgs, args.out / 'interpolation.mp4', args.fps)
+    save_codes(args.out / 'interpolation_codes.pt', WPlus(torch.cat([f.codes for f in frames]), G.layout))
+    return f'{len(frames)} frames of {", ".join(regions) if regions else "every region"} ({args.kind})'
+
+def cmd_mix(args, G):
+    targets = _codes_arg(args, G, 3)
+    donors = codes_from_seeds(G, args.donors or [100, 101, 102], args.truncation)
+    save_image(mix_grid(G, targets, donors, args.regions or ['hair'], args.kind), args.out / 'mix.png')
+    return f'{len(targets)} targets x {len(donors)} donors, {args.regions or ["hair"]} ({args.kind})'
+
+def cmd_invert(args, G):
+    from semstylegan.data import read_image, IMAGE_EXTS
+    src = Path(args.images)
+    files = [src] if src.is_file() else sorted(p for p in src.rglob('*') if p.suffix.lower() in IMAGE_EXTS)
+    if not files: raise ValueError(f'{src}: no images to invert')
+    lp = None
+    if args.lpips or os.environ.get('SEMSTYLEGAN_ALEXNET'):
+        from semstylegan.metrics import load_lpips
+        lp = load_lpips(args.lpips, next(G.parameters()).device)
+    S = G.cfg.size
+    from PIL import Image
+    x = torch.stack([torch.from_numpy(np.asarray(Image.fromarray(read_image(f)).resize((S, S), Image.LANCZOS))).permute(2, 0, 1)
+                     for f in files]).float() / 127.5 - 1
+    codes, recon, masks = [], [], []
+    for i in range(0, len(x), args.batch):
+        r = invert(G, x[i:i + args.batch], args.steps, args.lr, lpips=lp, pti_steps=args.pti_steps, progress=not args.quiet)
+        codes.append(r['wplus'].cpu()); recon.append(r['image'].cpu()); masks.append(r['mask'].cpu())
+    recon, masks = torch.cat(recon), torch.cat(masks)
+    (args.out / 'recon').mkdir(parents=True, exist_ok=True)
+    for f, im in zip(files, recon): save_image(to_uint8(im), args.out / 'recon' / f'{f.stem}.png')
+    save_codes(args.out / 'codes.pt', WPlus(torch.cat(codes), G.layout), files=[str(f) for f in files])
+    tiles = torch.stack([t for a, b, m in zip(to_uint8(x), to_uint8(recon), colorize(masks, G.cfg.n_classes)) for t in (a, b, m)])
+    save_image(make_grid(tiles, 3 * min(4, len(files))), args.out / 'inversion.png')
+    mse = F.mse_loss(recon, x).item()
+    return f'inverted {len(files)} images, MSE {mse:.4f} ({"LPIPS" if lp else "pyramid-L1 fallback"}); codes in {args.out / "codes.pt"}'
+
+def cmd_edit(args, G):
+    wp = _codes_arg(args, G, 4)
+    clf, acc = train_attribute_classifier((args.attr,), G.cfg.size, args.clf_steps, progress=not args.quiet)
+    w, probs = label_samples(G, clf, args.samples)
+    d, bacc = fit_boundary(w, probs[:, 0])
+    regions = None if args.regions == ['all'] else args.regions
+    tiles = []
+    for a in args.alphas: tiles.append(render(G, edit_codes(wp, d, a, regions, args.kind))[0])
+    S = G.cfg.size
+    grid = torch.stack(tiles, 1).reshape(-1, 3, S, S)
+    save_image(make_grid(grid, len(args.alphas)), args.out / f'edit_{args.attr}.png')
+    torch.save({'attr': args.attr, 'direction': d, 'boundary_accuracy': bacc, 'classifier_accuracy': acc[args.attr]}, args.out / f'direction_{args.attr}.pt')
+    return f'{args.attr}: classifier accuracy {acc[args.attr]:.3f}, boundary accuracy {bacc:.3f}; edited {", ".join(regions) if regions else "all codes"}'
+
+def add_edit_parsers(sub):
+    def common(s, seeds=True):
+        s.add_argument('--ckpt', help='checkpoint (ours or official; default: the shipped tiny model)')
+        if seeds:
+            s.add_argument('--seeds', type=int, nargs='+', help='seeds of the codes (default 0..)')
+            s.add_argument('--codes', help='a codes file instead of seeds (ours, or official W / W+ .pt)')
+        s.add_argument('--truncation', type=float, default=0.7)
+        s.add_argument('--out', type=Path, default=Path('out'), help='output folder (default ./out)')
+        s.add_argument('--device', default=None); s.add_argument('-q', '--quiet', action='store_true')
+    def regions(s):
+        s.add_argument('--regions', nargs='+', help='classes or groups (face = skin eyes brows mouth nose)')
+        s.add_argument('--kind', default='both', choices=['shape', 'texture', 'both'])
+    s = sub.add_parser('components', help='component-wise synthesis with pseudo-depths'); common(s); s.set_defaults(fn=_run_edit(cmd_components))
+    s = sub.add_parser('interpolate', help='interpolate chosen regions between codes (grid, GIF, MP4)'); common(s); regions(s)
+    s.add_argument('--steps', type=int, default=8); s.add_argument('--method', default='linear', choices=['linear', 'slerp', 'spline'])
+    s.add_argument('--gif', action='store_true'); s.add_argument('--mp4', action='store_true'); s.add_argument('--fps', type=int, default=12)
+    s.set_defaults(fn=_run_edit(cmd_interpolate))
+    s = sub.add_parser('mix', help='local style mixing grid: targets x donors for chosen regions'); common(s); regions(s)
+    s.add_argument('--donors', type=int, nargs='+', help='donor seeds'); s.set_defaults(fn=_run_edit(cmd_mix))
+    s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
+    s.add_argument('images', help='an image or a folder of images'); s.add_argument('--steps', type=int, default=400)
+    s.add_argument('--lr', type=float, default=0.1); s.add_argument('--batch', type=int, default=4)
+    s.add_argument('--pti-steps', type=int, default=0, help='pivotal tuning steps after inversion (default 0)')
+    s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
+    s.set_defaults(fn=_run_edit(cmd_invert))
+    s = sub.add_parser('edit', help='attribute edit restricted to regions (synthetic-face attributes)'); common(s); regions(s)
+    s.add_argument('--attr', default='smiling', help='smiling, mouth_open, bangs, bald, long_hair, eyeglasses, hat, earrings')
+    s.add_argument('--alphas', type=float, nargs='+', default=[-4, -2, 0, 2, 4])
+    s.add_argument('--clf-steps', type=int, default=600); s.add_argument('--samples', type=int, default=2000)
+    s.set_defaults(fn=_run_edit(cmd_edit))
+
+def _run_edit(fn):
+    def run(args):
+        from semstylegan.checkpoint import load_generator
+        from semstylegan.demo import pretrained_path
+        device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        G = load_generator(args.ckpt or pretrained_path()).eval().to(device)
+        args.out.mkdir(parents=True, exist_ok=True)
+        msg = fn(args, G)
+        if not args.quiet: print(msg)
+    return run
