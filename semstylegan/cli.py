@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'cmd_prepare', 'cmd_demo', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #a46b3dcc
+# %% ../nbs/09_cli.ipynb #9e99177b
 import argparse, json, os, sys
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 
-# %% ../nbs/09_cli.ipynb #2f07231a
+# %% ../nbs/09_cli.ipynb #fcfc0228
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')
@@ -104,7 +104,7 @@ def cmd_bench(args):
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     else: print(text)
 
-# %% ../nbs/09_cli.ipynb #b4d6ea5b
+# %% ../nbs/09_cli.ipynb #09ae23bf
 def cmd_prepare(args):
     "Prepare a data source into a training folder; print the summary."
     if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test)
@@ -133,7 +133,7 @@ def _bench_synthetic(args):
     return dict(what='synthetic', size=size, threads=args.threads, n=batch * args.batches, repeat=args.repeat,
                 pairs_per_s=round(batch * args.batches / best, 1))
 
-# %% ../nbs/09_cli.ipynb #2a23a9dc
+# %% ../nbs/09_cli.ipynb #c4b19755
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
@@ -172,7 +172,7 @@ def _train_parsers(sub):
     from semstylegan.edit import add_edit_parsers
     add_edit_parsers(sub)
 
-# %% ../nbs/09_cli.ipynb #a89fe2ff
+# %% ../nbs/09_cli.ipynb #762fffc3
 def make_parser():
     p = argparse.ArgumentParser(prog='semstylegan', description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -269,6 +269,6 @@ def main(argv=None):
         return 130
     return 0
 
-# %% ../nbs/09_cli.ipynb #370b959c
+# %% ../nbs/09_cli.ipynb #c089320d
 #| eval: false
 if __name__ == '__main__': sys.exit(main())   # `python -m semstylegan.cli` (torchrun); not run in the notebook

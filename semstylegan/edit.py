@@ -9,7 +9,7 @@ __all__ = ['CODES_FORMAT', 'GROUPS', 'codes_from_seeds', 'save_codes', 'load_cod
            'label_samples', 'fit_boundary', 'edit_codes', 'edit_curve', 'plot_edit_curve', 'cmd_components',
            'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit', 'add_edit_parsers']
 
-# %% ../nbs/15_edit.ipynb #cdd81879
+# %% ../nbs/15_edit.ipynb #1ede28d1
 import copy, math, os
 from pathlib import Path
 import numpy as np
@@ -22,7 +22,7 @@ from .checkpoint import atomic_write, safe_load, CheckpointError
 from .viz import to_uint8, colorize, make_grid, save_image
 from .demo import component_buildup
 
-# %% ../nbs/15_edit.ipynb #068ae449
+# %% ../nbs/15_edit.ipynb #6acb7edf
 CODES_FORMAT = 'semstylegan-codes/1'
 GROUPS = {'face': ('skin', 'eyes', 'brows', 'mouth', 'nose')}   # named groups of regions (paper Fig. 7)
 
@@ -78,7 +78,7 @@ def render(G, wplus, noise_mode='const', **kw):
     o = G.synthesis(wplus, noise_mode=noise_mode, **kw)
     return to_uint8(o.image).cpu(), colorize(o.mask.cpu(), G.cfg.n_classes)
 
-# %% ../nbs/15_edit.ipynb #4293e868
+# %% ../nbs/15_edit.ipynb #2b6de66a
 def slerp(a, b, t, centre=None):
     "Spherical interpolation of a and b (about `centre`), per code vector."
     c = 0 if centre is None else centre
@@ -135,7 +135,7 @@ def save_frames(frames, path, fps=12):
         return atomic_write(path, lambda t: iio.mimwrite(t, list(arr), fps=fps, format='FFMPEG'))
     raise ValueError(f'{path}: frames are written as .gif or .mp4')
 
-# %% ../nbs/15_edit.ipynb #a03a039c
+# %% ../nbs/15_edit.ipynb #70f845b3
 @torch.no_grad()
 def mix_grid(G, targets, donors, regions, kind='both'):
     "uint8 grid: donors on the top row, targets in the left column, target x donor mixes inside."
@@ -149,7 +149,7 @@ def mix_grid(G, targets, donors, regions, kind='both'):
         tiles += [ti[i]] + list(mixed)
     return make_grid(torch.stack(tiles), len(donors) + 1)
 
-# %% ../nbs/15_edit.ipynb #de38effe
+# %% ../nbs/15_edit.ipynb #cb2235ca
 @torch.no_grad()
 def move_part(G, wplus, region, shift=(0., 0.), scale=1., rotate=0., noise_mode='const'):
     "Synthesis with `region`'s coordinates shifted (x, y in [-1,1] units), scaled and rotated (degrees)."
@@ -166,7 +166,7 @@ def composite_foreground(G, wplus, background, noise_mode='const'):
     bg = F.interpolate(background.to(o.image), size=o.image.shape[-2:], mode='bilinear', antialias=True, align_corners=False)
     return (1 - p_bg) * o.image + p_bg * bg, o
 
-# %% ../nbs/15_edit.ipynb #9d90cc45
+# %% ../nbs/15_edit.ipynb #5b51b504
 def pyramid_l1(a, b, levels=4):
     "Mean L1 over an image pyramid (the perceptual-loss fallback)."
     loss = 0
@@ -219,7 +219,7 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
     key = 'wplus' if codes.shape[1] == G.layout.n_latent else 'codes'
     return {key: codes, 'image': o.image, 'mask': o.mask, 'losses': losses, 'G': Gt}
 
-# %% ../nbs/15_edit.ipynb #543ecb3e
+# %% ../nbs/15_edit.ipynb #b2d94269
 class AttributeClassifier(nn.Module):
     "A small CNN: image in [-1,1] -> one logit per attribute."
     def __init__(self, attrs, width=32):
@@ -258,7 +258,7 @@ def label_samples(G, clf, n=2000, batch=100, seed=0):
         ws.append(w.cpu()); ps.append(torch.sigmoid(clf(G.synthesis(WPlus.from_w(w, G.layout), noise_mode='const').image.clamp(-1, 1))).cpu())
     return torch.cat(ws), torch.cat(ps)
 
-def fit_boundary(w, labels, steps=300, weight_decay=1e-3, test_frac=0.2, seed=0):
+def fit_boundary(w, labels, steps=300, weight_decay=1e-4, test_frac=0.2, seed=0):
     "Logistic regression on standardised w: (unit direction in W (D,), held-out accuracy)."
     y = (labels > 0.5).float()
     if y.min() == y.max(): raise ValueError('every sample has the same label: the attribute never (or always) appears; draw more samples')
@@ -266,7 +266,7 @@ def fit_boundary(w, labels, steps=300, weight_decay=1e-3, test_frac=0.2, seed=0)
     n_test = int(len(w) * test_frac); te, tr = perm[:n_test], perm[n_test:]
     mu, sd = w[tr].mean(0), w[tr].std(0) + 1e-6
     x = (w - mu) / sd
-    lin = nn.Linear(w.shape[1], 1); opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps)
+    lin = nn.Linear(w.shape[1], 1); opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn='strong_wolfe')
     pos = y[tr].mean().clamp(0.05, 0.95); wts = torch.where(y[tr] > 0, 0.5 / pos, 0.5 / (1 - pos))   # balanced classes
     def closure():
         opt.zero_grad(); l = (F.binary_cross_entropy_with_logits(lin(x[tr])[:, 0], y[tr], reduction='none') * wts).mean() + weight_decay * lin.weight.pow(2).sum()
@@ -313,7 +313,7 @@ def plot_edit_curve(rows, attr, region, path=None):
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/15_edit.ipynb #b2561418
+# %% ../nbs/15_edit.ipynb #3e1c1eb3
 def _codes_arg(args, G, n_default=1):
     if getattr(args, 'codes', None): return load_codes(args.codes, G)
     seeds = args.seeds if args.seeds else list(range(n_default))
