@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['CELEBAMASK', 'IMAGE_EXTS', 'CELEBAMASK_PARTS', 'MANIFEST_FORMAT', 'DataError', 'ClassMap', 'read_image', 'read_label',
-           'resize_square', 'paint_parts', 'CelebAMaskHQ', 'ImageFolder', 'Synthetic', 'prepare', 'summary',
-           'PreparedDataset', 'SyntheticDataset', 'InfiniteSampler', 'RankBatchSampler', 'make_loader',
+           'resize_square', 'paint_parts', 'CelebAMaskHQ', 'image_files', 'ImageFolder', 'Synthetic', 'prepare',
+           'summary', 'PreparedDataset', 'SyntheticDataset', 'InfiniteSampler', 'RankBatchSampler', 'make_loader',
            'to_model_inputs', 'open_dataset', 'loader_speed']
 
-# %% ../nbs/11_data.ipynb #2a9ae72f
+# %% ../nbs/11_data.ipynb #b757a176
 import json, os, shutil, hashlib, signal, time, sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from .latent import CELEBAMASK_CLASSES
 from .synthetic import synthetic_faces, ATTRIBUTES
 from .viz import palette
 
-# %% ../nbs/11_data.ipynb #2a7b8ba5
+# %% ../nbs/11_data.ipynb #b3f81603
 class DataError(ValueError):
     "Bad input: names the file (or folder), the problem and the fix."
     def __init__(self, path, problem, fix=''):
@@ -78,7 +78,7 @@ class ClassMap:
 
 CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=(10, 12))
 
-# %% ../nbs/11_data.ipynb #a8f57e5d
+# %% ../nbs/11_data.ipynb #f5830200
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
 
 def _open(path, what):
@@ -147,7 +147,7 @@ def resize_square(a, size, resample):
         im = im.crop((l, t, l + size, t + size))
     return np.asarray(im)
 
-# %% ../nbs/11_data.ipynb #14171801
+# %% ../nbs/11_data.ipynb #8de70502
 CELEBAMASK_PARTS = (('skin', 1), ('eye_g', 10), ('l_eye', 2), ('r_eye', 2), ('l_brow', 3), ('r_brow', 3), ('mouth', 4),
                     ('l_lip', 4), ('u_lip', 4), ('nose', 5), ('hair', 7), ('l_ear', 6), ('r_ear', 6), ('neck', 8),
                     ('neck_l', 8), ('cloth', 9), ('hat', 11), ('ear_r', 12))
@@ -203,16 +203,23 @@ def _try(fn):
     try: return fn()
     except DataError as e: return e
 
-# %% ../nbs/11_data.ipynb #8628f18e
+# %% ../nbs/11_data.ipynb #27b0cb40
+def image_files(path):
+    "The image files under `path` (recursive, sorted, hidden files skipped), or `[path]` when it is one file."
+    path = Path(path)
+    if path.is_file(): return [path]
+    if not path.is_dir(): raise DataError(path, 'no such folder')
+    files = [p for p in sorted(path.rglob('*')) if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.')]
+    if not files: raise DataError(path, f'empty: no image files ({", ".join(IMAGE_EXTS)}) found')
+    return files
+
 def _scan(folder):
-    folder = Path(folder)
-    if not folder.is_dir(): raise DataError(folder, 'no such folder')
+    "Image files of a folder by stem, and the pairs of files that share a stem."
+    if not Path(folder).is_dir(): raise DataError(folder, 'no such folder')
     files, dup = {}, []
-    for p in sorted(folder.rglob('*')):
-        if p.suffix.lower() not in IMAGE_EXTS or p.name.startswith('.'): continue
+    for p in image_files(folder):
         if p.stem in files: dup.append((files[p.stem], p))
         files[p.stem] = p
-    if not files: raise DataError(folder, f'empty: no image files ({", ".join(IMAGE_EXTS)}) found')
     return files, dup
 
 class ImageFolder:
@@ -252,7 +259,7 @@ class ImageFolder:
                 resize_square(lab, self.size, Image.NEAREST), None)
     def load_chunk(self, keys): return [_try(lambda: self.load(s)) for s in keys]
 
-# %% ../nbs/11_data.ipynb #95ffe762
+# %% ../nbs/11_data.ipynb #cc33e969
 class Synthetic:
     "The built-in synthetic faces as a source (indices 0..n-1 train, n..n+n_test-1 test)."
     has_labels, attr_names = True, ATTRIBUTES
@@ -265,7 +272,7 @@ class Synthetic:
         a = torch.stack([attrs[k].float() for k in ATTRIBUTES], 1).numpy()
         return list(zip(imgs.numpy(), labels.numpy(), a))
 
-# %% ../nbs/11_data.ipynb #f681322d
+# %% ../nbs/11_data.ipynb #ec10a6b7
 MANIFEST_FORMAT = 'semstylegan-data'
 
 def _write_json(path, obj):
@@ -405,7 +412,7 @@ def summary(man):
         lines += [f'{n[:10]:10s} {p:7.2%}  {q:6.1%}' for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
     return '\n'.join(lines)
 
-# %% ../nbs/11_data.ipynb #6be11d90
+# %% ../nbs/11_data.ipynb #73d7e766
 def _mirror_rows(t, rows):
     """Flip rows `rows` of a uint8 tensor (N, ..., W) along W, in place. Never on torch's thread pool: an OpenMP-parallel
     flip of one image stalls when other processes keep the cores busy (100x slower measured). `torch.flip` when torch is
@@ -480,7 +487,7 @@ class SyntheticDataset(_Flip, torch.utils.data.Dataset):
         img, lab, _ = synthetic_faces(len(base), self.size, self.seed, indices=(base + self.start).tolist())
         return {'image': img, 'label': lab}
 
-# %% ../nbs/11_data.ipynb #77e8b72a
+# %% ../nbs/11_data.ipynb #b4c1c297
 class InfiniteSampler(torch.utils.data.Sampler):
     "Endless seeded permutations (one per epoch) from global position `start`."
     def __init__(self, n, seed=0, start=0, shuffle=True):
@@ -535,7 +542,7 @@ def open_dataset(spec, size=64, split='train', flip=True, n=10000, seed=0):
         raise DataError(spec, f'prepared at {ds.size}px but the model needs {size}px', f'prepare it again with --size {size}')
     return ds
 
-# %% ../nbs/11_data.ipynb #2a5ca832
+# %% ../nbs/11_data.ipynb #21bcb947
 def loader_speed(dataset, batch_size=32, workers=2, batches=100, warmup=5):
     "Image+label pairs per second delivered by `make_loader` (uint8, on the host)."
     dl = iter(make_loader(dataset, batch_size, workers=workers, pin_memory=False))

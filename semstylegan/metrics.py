@@ -10,7 +10,7 @@ __all__ = ['INCEPTION_FILE', 'INCEPTION_ENV', 'INCEPTION_URL', 'ALEXNET_FILE', '
            'plot_locality', 'Segmenter', 'confusion', 'iou_from_confusion', 'train_segmenter', 'segmenter_accuracy',
            'mask_consistency', 'save_segmenter', 'load_segmenter', 'add_eval_args', 'cmd_eval', 'plot_ious']
 
-# %% ../nbs/14_metrics.ipynb #9a4e6a6b
+# %% ../nbs/14_metrics.ipynb #ce922052
 import hashlib, json, math, os, sys
 from pathlib import Path
 import numpy as np
@@ -18,11 +18,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .checkpoint import atomic_write, load_generator, save_checkpoint, CheckpointError
-from .data import open_dataset, make_loader, read_image, IMAGE_EXTS, DataError
+from .data import open_dataset, make_loader, read_image, image_files, DataError
 from .latent import WPlus, truncate
 from .viz import to_uint8
 
-# %% ../nbs/14_metrics.ipynb #af4954da
+# %% ../nbs/14_metrics.ipynb #7a8a7067
 INCEPTION_FILE, INCEPTION_ENV = 'inception-2015-12-05.pt', 'SEMSTYLEGAN_INCEPTION'
 INCEPTION_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt'
 ALEXNET_FILE, ALEXNET_ENV = 'alexnet-owt-7be5be79.pth', 'SEMSTYLEGAN_ALEXNET'
@@ -55,7 +55,7 @@ def _need(module, what):
     except ImportError as e:
         raise ImportError(f'{what} needs the evaluation extras: pip install -c constraints.txt "semstylegan[eval]" ({e})') from None
 
-# %% ../nbs/14_metrics.ipynb #8ff8fd27
+# %% ../nbs/14_metrics.ipynb #8ab52cc8
 class FeatureExtractor(nn.Module):
     "uint8 images (N,3,H,W) -> (features (N,F), logits (N,C)) under the clean-fid 'clean' protocol."
     name = 'base'
@@ -105,7 +105,7 @@ class TinyExtractor(FeatureExtractor):
         return torch.cat([h.mean((2, 3)), h.std((2, 3))], 1)
     def logits(self, f): return 4 * F.linear(f - f.mean(1, keepdim=True), self.head)
 
-# %% ../nbs/14_metrics.ipynb #45f2c805
+# %% ../nbs/14_metrics.ipynb #33b2f428
 def generator_batches(G, num, batch=32, seed=0, truncation=1.0, device=None, noise_mode='random', with_masks=False):
     "Yield uint8 image batches (and label maps with `with_masks`) of `num` samples of `G`, seeded."
     device = device or next(G.parameters()).device
@@ -118,11 +118,6 @@ def generator_batches(G, num, batch=32, seed=0, truncation=1.0, device=None, noi
         img = to_uint8(out.image).cpu()
         yield (img, out.mask.cpu()) if with_masks else img
 
-def _image_files(folder):
-    files = sorted(p for p in Path(folder).rglob('*') if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.'))
-    if not files: raise DataError(folder, 'no images found', f'give a folder with {"/".join(sorted(IMAGE_EXTS))} files')
-    return files
-
 def _is_prepared(p): return (Path(p) / 'manifest.json').is_file()
 
 def data_batches(data, num=None, batch=64, split='train', size=None):
@@ -133,7 +128,7 @@ def data_batches(data, num=None, batch=64, split='train', size=None):
         n = min(num or ds.n, ds.n)
         for i in range(0, n, batch): yield ds[list(range(i, min(i + batch, n)))]['image']
     else:
-        files = _image_files(data)[:num]
+        files = image_files(data)[:num]
         for i in range(0, len(files), batch): yield [read_image(f) for f in files[i:i + batch]]
 
 def source_key(data, split='train', size=None):
@@ -141,10 +136,10 @@ def source_key(data, split='train', size=None):
     if str(data) == 'synthetic': return f'synthetic-{split}-{size}'
     if _is_prepared(data): return hashlib.sha1((Path(data) / 'manifest.json').read_bytes()).hexdigest()[:16] + f'-{split}'
     h = hashlib.sha1()
-    for f in _image_files(data): st = f.stat(); h.update(f'{f.relative_to(data)}:{st.st_size}:{st.st_mtime_ns}'.encode())
+    for f in image_files(data): st = f.stat(); h.update(f'{f.relative_to(data)}:{st.st_size}:{st.st_mtime_ns}'.encode())
     return 'folder-' + h.hexdigest()[:16]
 
-# %% ../nbs/14_metrics.ipynb #edab99ff
+# %% ../nbs/14_metrics.ipynb #31149ec8
 def compute_features(batches, extractor, num=None, progress=False, desc='features'):
     "Run `extractor` over uint8 batches; returns (features (N,F), logits (N,C)) as float64 numpy arrays."
     from tqdm.auto import tqdm
@@ -167,7 +162,7 @@ def dataset_stats(data, extractor, num=None, split='train', size=None, batch=64,
         atomic_write(path, lambda tmpf: np.savez(open(tmpf, 'wb'), features=f, logits=l))
     return f, l
 
-# %% ../nbs/14_metrics.ipynb #2cf43be1
+# %% ../nbs/14_metrics.ipynb #c67f3336
 def fid_from_features(f1, f2):
     "Fréchet distance between two feature sets (clean-fid's implementation)."
     fid = _need('cleanfid.fid', 'FID')
@@ -192,7 +187,7 @@ def inception_score(logits, splits=10, seed=0):
     with torch.random.fork_rng(): torch.manual_seed(seed); mean, std = m.compute()
     return float(mean), float(std)
 
-# %% ../nbs/14_metrics.ipynb #6cdc87a5
+# %% ../nbs/14_metrics.ipynb #97ee67e5
 PROTOCOL = 'clean-fid clean mode (PIL bicubic to 299), TF Inception-v3 2015-12-05; IS without output bias, 10 splits'
 
 def evaluate_quality(metrics, fake, data, extractor, num=50_000, batch=32, seed=0, truncation=1.0, size=None,
@@ -216,7 +211,7 @@ def evaluate_quality(metrics, fake, data, extractor, num=50_000, batch=32, seed=
         if 'kid' in metrics: res['kid'] = kid_from_features(rf, ff, seed)
     return res
 
-# %% ../nbs/14_metrics.ipynb #83c6e4e9
+# %% ../nbs/14_metrics.ipynb #f51b2c21
 def load_lpips(path=None, device='cpu'):
     "LPIPS (AlexNet, v0.1 heads) with the AlexNet backbone from a local torchvision weights file; a spatial map."
     lp = _need('lpips', 'LPIPS')
@@ -286,7 +281,7 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
     return dict(per_region=per, overall=overall, n=n, seed=seed, truncation=truncation, mode=mode, threshold=threshold,
                 shared_codes=bool(getattr(G.cfg, 'shared_codes', False)))
 
-# %% ../nbs/14_metrics.ipynb #4a4cc7d4
+# %% ../nbs/14_metrics.ipynb #c962cb6b
 def locality_table(res, kind='both', baseline=None):
     "Markdown table of the locality benchmark per region for one kind of edit."
     cols = ('area', 'in_l1', 'out_l1', 'preservation', 'out_changed', 'label_changed', 'leak_ratio') + (('out_lpips',) if 'out_lpips' in res['overall'][kind] else ())
@@ -312,7 +307,7 @@ def plot_locality(res, path=None, kind='both', baseline=None, metric='out_l1'):
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/14_metrics.ipynb #9ed0b93c
+# %% ../nbs/14_metrics.ipynb #beb86ce7
 def _block(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(), nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU())
 
 class Segmenter(nn.Module):
@@ -389,7 +384,7 @@ def load_segmenter(path):
     net = Segmenter(cfg['n_classes'], cfg['width']); net.load_state_dict(obj['segmenter'])
     return net.eval()
 
-# %% ../nbs/14_metrics.ipynb #133844d5
+# %% ../nbs/14_metrics.ipynb #0cad8f29
 def add_eval_args(p):
     p.add_argument('metric', choices=['fid', 'kid', 'is', 'locality', 'masks'])
     p.add_argument('ckpt', help='a checkpoint (ours or official), or for fid/kid/is a folder of generated images')
