@@ -9,7 +9,7 @@ __all__ = ['CODES_FORMAT', 'GROUPS', 'codes_from_seeds', 'save_codes', 'load_cod
            'label_samples', 'fit_boundary', 'edit_codes', 'edit_curve', 'plot_edit_curve', 'cmd_components',
            'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit', 'add_edit_parsers']
 
-# %% ../nbs/15_edit.ipynb #4bffc459
+# %% ../nbs/15_edit.ipynb #6e673d28
 import copy, math, os
 from pathlib import Path
 import numpy as np
@@ -22,16 +22,17 @@ from .checkpoint import atomic_write, safe_load, CheckpointError
 from .viz import to_uint8, colorize, make_grid, save_image
 from .demo import component_buildup
 
-# %% ../nbs/15_edit.ipynb #ba3d9ddd
+# %% ../nbs/15_edit.ipynb #dacf0253
 CODES_FORMAT = 'semstylegan-codes/1'
 GROUPS = {'face': ('skin', 'eyes', 'brows', 'mouth', 'nose')}   # named groups of regions (paper Fig. 7)
 
 @torch.no_grad()
-def codes_from_seeds(G, seeds, truncation=0.7):
-    "W+ codes for a list of seeds (z drawn on the CPU from each seed), truncated towards the mean w."
+def codes_from_seeds(G, seeds, truncation=0.7, w_avg=None):
+    "W+ codes for a list of seeds (z drawn on the CPU from each seed), truncated towards `w_avg` (default `G.mean_w()`)."
     z = torch.stack([torch.randn(G.cfg.style_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
     p = next(G.parameters())
-    w = truncate(G.mapping(z.to(p)), G.mean_w().to(p) if truncation != 1 else None, truncation)
+    if truncation != 1 and w_avg is None: w_avg = G.mean_w()
+    w = truncate(G.mapping(z.to(p)), w_avg.to(p) if truncation != 1 else None, truncation)
     return WPlus.from_w(w, G.layout)
 
 def save_codes(path, wplus, **info):
@@ -81,7 +82,7 @@ def render(G, wplus, noise_mode='const', **kw):
     o = G.synthesis(wplus, noise_mode=noise_mode, **kw)
     return to_uint8(o.image).cpu(), colorize(o.mask.cpu(), G.cfg.n_classes)
 
-# %% ../nbs/15_edit.ipynb #d3102877
+# %% ../nbs/15_edit.ipynb #ca426f86
 def slerp(a, b, t, centre=None):
     "Spherical interpolation of a and b (about `centre`), per code vector."
     c = 0 if centre is None else centre
@@ -138,7 +139,7 @@ def save_frames(frames, path, fps=12):
         return atomic_write(path, lambda t: iio.mimwrite(t, list(arr), fps=fps, format='FFMPEG'))
     raise ValueError(f'{path}: frames are written as .gif or .mp4')
 
-# %% ../nbs/15_edit.ipynb #1c38ba61
+# %% ../nbs/15_edit.ipynb #502471d9
 @torch.no_grad()
 def mix_grid(G, targets, donors, regions, kind='both'):
     "uint8 grid: donors on the top row, targets in the left column, target x donor mixes inside."
@@ -152,7 +153,7 @@ def mix_grid(G, targets, donors, regions, kind='both'):
         tiles += [ti[i]] + list(mixed)
     return make_grid(torch.stack(tiles), len(donors) + 1)
 
-# %% ../nbs/15_edit.ipynb #19d4ed1e
+# %% ../nbs/15_edit.ipynb #f328b0eb
 @torch.no_grad()
 def move_part(G, wplus, region, shift=(0., 0.), scale=1., rotate=0., noise_mode='const'):
     "Synthesis with `region`'s coordinates shifted (x, y in [-1,1] units), scaled and rotated (degrees)."
@@ -168,7 +169,7 @@ def composite_foreground(G, wplus, background, noise_mode='const'):
     bg = F.interpolate(background.to(o.image), size=o.image.shape[-2:], mode='bilinear', antialias=True, align_corners=False)
     return (1 - p_bg) * o.image + p_bg * bg, o
 
-# %% ../nbs/15_edit.ipynb #a615f54e
+# %% ../nbs/15_edit.ipynb #98a1395c
 def pyramid_l1(a, b, levels=4):
     "Mean L1 over an image pyramid (the perceptual-loss fallback)."
     loss = 0
@@ -181,9 +182,10 @@ def _lr_at(t, lr, rampdown=0.25, rampup=0.05):
     return lr * min(1, t / rampup) * (0.5 - 0.5 * math.cos(math.pi * min(1, (1 - t) / rampdown)))
 
 def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, lambda_perc=1.0, lambda_mse=0.1,
-           lambda_mean=1.0, lambda_mask=1.0, pti_steps=0, pti_lr=1e-4, progress=False, init=None):
+           lambda_mean=1.0, lambda_mask=1.0, pti_steps=0, pti_lr=1e-4, progress=False, init=None, callback=None):
     """Invert images `target` (N,3,S,S) in [-1,1]. Returns a dict: `wplus` (or `codes` for space='expanded'),
-    `image`, `mask`, `losses` (per step), and `G` (a fine-tuned copy when `pti_steps` > 0, else `G`)."""
+    `image`, `mask`, `losses` (per step), and `G` (a fine-tuned copy when `pti_steps` > 0, else `G`).
+    `callback(step, total, loss)` is called after every step (the explorers' progress bar)."""
     from tqdm.auto import tqdm
     if space not in ('wplus', 'expanded'): raise ValueError(f"space must be 'wplus' or 'expanded', got {space!r}")
     dev = next(G.parameters()).device
@@ -209,6 +211,7 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
         o = G.synthesis(codes, noise_mode='const')
         loss = loss_fn(o, codes); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         losses.append(loss.item())
+        if callback: callback(i + 1, steps + pti_steps, losses[-1])
     codes = codes.detach()
     Gt = G
     if pti_steps:
@@ -216,12 +219,13 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
         for _ in tqdm(range(pti_steps), disable=not progress, desc='pivotal tuning'):
             o = Gt.synthesis(codes, noise_mode='const')
             loss = loss_fn(o, None); o2.zero_grad(set_to_none=True); loss.backward(); o2.step(); losses.append(loss.item())
+            if callback: callback(len(losses), steps + pti_steps, losses[-1])
         Gt.requires_grad_(False).eval()
     with torch.no_grad(): o = Gt.synthesis(codes, noise_mode='const')
     key = 'wplus' if codes.shape[1] == G.layout.n_latent else 'codes'
     return {key: codes, 'image': o.image, 'mask': o.mask, 'losses': losses, 'G': Gt}
 
-# %% ../nbs/15_edit.ipynb #50ad6c96
+# %% ../nbs/15_edit.ipynb #a3431a54
 class AttributeClassifier(nn.Module):
     "A small CNN: image in [-1,1] -> one logit per attribute."
     def __init__(self, attrs, width=32):
@@ -315,7 +319,7 @@ def plot_edit_curve(rows, attr, region, path=None):
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/15_edit.ipynb #cc8ffdbb
+# %% ../nbs/15_edit.ipynb #5bb5a683
 def _codes_arg(args, G, n_default=1):
     if getattr(args, 'codes', None): return load_codes(args.codes, G)
     seeds = args.seeds if args.seeds else list(range(n_default))

@@ -6,7 +6,7 @@
 __all__ = ['PRESETS', 'GAIN', 'ModelConfig', 'preset', 'LocalGenerators', 'ConstStyledConv', 'ToOutput', 'RenderNet',
            'GeneratorOutput', 'Generator']
 
-# %% ../nbs/04_generator.ipynb #ea6c0463
+# %% ../nbs/04_generator.ipynb #c6562084
 import math, dataclasses
 from dataclasses import dataclass, asdict
 import torch
@@ -17,7 +17,7 @@ from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyR
 from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES
 from .fusion import fuse_masks
 
-# %% ../nbs/04_generator.ipynb #b69abebf
+# %% ../nbs/04_generator.ipynb #487833fe
 _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_multiplier='channel_multiplier',
                        n_classes='seg_dim', local_layers='local_layers', local_channel='local_channel',
                        base_layers='base_layers', depth_layers='depth_layers', coarse_size='coarse_size',
@@ -121,7 +121,7 @@ def preset(name, **overrides):
     if name not in PRESETS: raise KeyError(f'unknown preset {name!r}; choose one of {list(PRESETS)}')
     return ModelConfig(**{**PRESETS[name], **overrides})
 
-# %% ../nbs/04_generator.ipynb #b4a53856
+# %% ../nbs/04_generator.ipynb #99f4e35c
 GAIN = math.sqrt(2)  # gain of the biased leaky ReLU, folded into the weights of the next layer
 
 class LocalGenerators(nn.Module):
@@ -142,30 +142,45 @@ class LocalGenerators(nn.Module):
         self.depth_bias = nn.Parameter(torch.zeros(K - 1))
         self.conv_scale, self.mod_scale = 1 / math.sqrt(C), 1 / math.sqrt(D)
 
-    def styles(self, codes):
-        "(N, K*L, D) expanded codes -> styles (K, L, N, C)."
-        K, L = self.weight.shape[:2]
-        w = codes.reshape(codes.shape[0], K, L, -1)
-        return torch.einsum('nkld,klcd->klnc', w, self.mod_weight * self.mod_scale) + self.mod_bias[:, :, None]
+    def styles(self, codes, classes=None):
+        "(N, K*L, D) expanded codes -> styles (K, L, N, C); with `classes`, codes and styles of those classes only."
+        mw, mb = (self.mod_weight, self.mod_bias) if classes is None else (self.mod_weight[classes], self.mod_bias[classes])
+        w = codes.reshape(codes.shape[0], mw.shape[0], mw.shape[1], -1)
+        return torch.einsum('nkld,klcd->klnc', w, mw * self.mod_scale) + mb[:, :, None]
 
-    def forward(self, pe, codes):
+    def forward(self, pe, codes, classes=None):
         """pe: (1 or K, N, C, P) embedded coordinates (shared or per class); codes (N, K*L, D).
         Returns hidden features h (K, N, C, P) of the last layer and pseudo-depths (N, K, P).
-        `h` is stored *without* the activation gain sqrt(2): the heads fold it into their weights (`GAIN`)."""
-        s = self.styles(codes)
+        `h` is stored *without* the activation gain sqrt(2): the heads fold it into their weights (`GAIN`).
+        `classes` (a list of class indices) runs only those local generators: codes are then (N, len(classes)*L, D),
+        pe has 1 or len(classes) rows, and h and depth cover those classes in that order."""
+        s = self.styles(codes, classes)
+        weight, act_bias = (self.weight, self.act_bias) if classes is None else (self.weight[classes], self.act_bias[classes])
         x, depth, gain = pe, None, 1.
-        for l in range(self.weight.shape[1]):
+        for l in range(weight.shape[1]):
             # per (class, sample) weight: modulate, demodulate, fold in the previous layer's gain: (K, N, O, I)
-            W = (self.weight[:, l] * self.conv_scale)[:, None] * s[:, l, :, None, :]
+            W = (weight[:, l] * self.conv_scale)[:, None] * s[:, l, :, None, :]
             W = W * (torch.rsqrt(W.pow(2).sum(-1, keepdim=True) + 1e-8) * gain)
-            x = torch.matmul(W.to(x.dtype), x).add_(self.act_bias[:, l, None, :, None].to(x.dtype))
+            x = torch.matmul(W.to(x.dtype), x).add_(act_bias[:, l, None, :, None].to(x.dtype))
             x, gain = F.leaky_relu_(x, 0.2), GAIN
             if l == self.cfg.depth_layers - 1:
-                wd = (self.depth_weight * self.depth_mod * (self.conv_scale * GAIN)).to(x.dtype)
-                dk = torch.einsum('kc,kncp->nkp', wd, x[1:]) + self.depth_bias[None, :, None].to(x.dtype)
-                depth = torch.cat([torch.zeros_like(dk[:, :1]), dk], 1)
+                depth = self._depth(x, classes)
                 if self.cfg.detach_texture: x = x.detach()
         return x, depth
+
+    def _depth(self, x, classes=None):
+        "Pseudo-depths (N, K, P) from the hidden features at the depth layer; class 0 (background) is 0."
+        if classes is None:
+            wd = (self.depth_weight * self.depth_mod * (self.conv_scale * GAIN)).to(x.dtype)
+            dk = torch.einsum('kc,kncp->nkp', wd, x[1:]) + self.depth_bias[None, :, None].to(x.dtype)
+            return torch.cat([torch.zeros_like(dk[:, :1]), dk], 1)
+        depth = x.new_zeros(x.shape[1], len(classes), x.shape[-1])
+        fg = [i for i, k in enumerate(classes) if k > 0]
+        if fg:
+            ks = [classes[i] - 1 for i in fg]
+            wd = (self.depth_weight[ks] * self.depth_mod[ks] * (self.conv_scale * GAIN)).to(x.dtype)
+            depth[:, fg] = torch.einsum('kc,kncp->nkp', wd, x[fg]) + self.depth_bias[ks][None, :, None].to(x.dtype)
+        return depth
 
     def fuse_features(self, h, weights, size):
         """f = sum_k weights_k * to_feat_k(h_k) for hidden (K,N,C,P) and weights (N,K,P): one matmul over the
@@ -182,7 +197,7 @@ class LocalGenerators(nn.Module):
         Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
         return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
 
-# %% ../nbs/04_generator.ipynb #8f45221f
+# %% ../nbs/04_generator.ipynb #ec2731bf
 class ConstStyledConv(ConstModulatedConv2d):
     "Constant-style modulated conv, then noise injection and biased leaky ReLU (the official FixedStyledConv)."
     def __init__(self, in_ch, out_ch, kernel_size=3, up=False, blur_kernel=(1, 3, 3, 1)):
@@ -242,7 +257,7 @@ class RenderNet(nn.Module):
             gain = GAIN
         return rgb.contiguous(), seg.contiguous()
 
-# %% ../nbs/04_generator.ipynb #8900d49d
+# %% ../nbs/04_generator.ipynb #139d4a06
 @dataclass
 class GeneratorOutput:
     "Everything one synthesis pass produces."
@@ -271,7 +286,8 @@ class Generator(nn.Module):
     @property
     def n_latent(self): return self.layout.n_latent
 
-    def _embed(self, coords, n, device, dtype):
+    def embed(self, coords, n, device, dtype):
+        "Fourier features (1 or K, N, C, c*c) of the coarse grid, or of per-class `coords` (see `synthesis`)."
         c, K = self.cfg.coarse_size, self.cfg.n_classes
         base = make_coords(c, n, device, dtype)
         if coords is None: return self.pos_embed(base)[None].flatten(3)
@@ -287,8 +303,8 @@ class Generator(nn.Module):
             return pe.reshape(K, n, -1, c * c)
         raise ValueError(f'coords must be (2,c,c), (N,2,c,c), (N,K,2,c,c) or a dict of class -> grid, got {tuple(coords.shape)}')
 
-    def synthesis(self, codes, noise_mode='random', noise=None, coords=None, composition_mask=None) -> GeneratorOutput:
-        "W+ codes (a `WPlus`, (N, n_latent, D)) or expanded codes (N, K*L, D) -> `GeneratorOutput`."
+    def prepare_codes(self, codes):
+        "W+ (a `WPlus` or (N, n_latent, D)) or expanded codes -> (the expanded codes the local generators receive, W+ or None)."
         wplus = None
         if isinstance(codes, WPlus): codes = codes.codes
         if codes.ndim != 3 or codes.shape[1] not in (self.layout.n_latent, self.layout.n_latent_expand):
@@ -296,17 +312,28 @@ class Generator(nn.Module):
                              f'(N, {self.layout.n_latent_expand}, {self.cfg.style_dim}) expanded, got {tuple(codes.shape)}')
         if codes.shape[1] == self.layout.n_latent and self.layout.n_latent != self.layout.n_latent_expand:
             wplus, codes = codes, self.layout.expand(codes)
-        n, c = codes.shape[0], self.cfg.coarse_size
         if self.cfg.shared_codes:   # the baseline: one code for all local generators (the mean over classes)
-            K = self.cfg.n_classes
+            n, K = codes.shape[0], self.cfg.n_classes
             codes = codes.reshape(n, K, -1, codes.shape[-1]).mean(1, keepdim=True).expand(-1, K, -1, -1).reshape(n, -1, codes.shape[-1])
-        pe = self._embed(coords, n, codes.device, codes.dtype)
-        h, depth = self.local(pe, codes)
+        return codes, wplus
+
+    def compose(self, h, depth, noise_mode='random', noise=None, composition_mask=None):
+        """The second half of synthesis: fuse the local generators' hidden features h (K,N,C,P) by their pseudo-depths
+        (N,K,P) and render. Returns (image, seg, seg_coarse)."""
+        n, c = depth.shape[0], self.cfg.coarse_size
         m, weights = fuse_masks(depth.float().reshape(n, -1, c, c), self.cfg.transparent_classes, composition_mask)
         feat = self.local.fuse_features(h, weights.flatten(2), c)
         seg_coarse = 2 * m - 1
         if noise is None: noise = self.render.make_noise(noise_mode)
         image, seg = self.render(feat, seg_coarse.to(feat.dtype), noise)
+        return image, seg, seg_coarse
+
+    def synthesis(self, codes, noise_mode='random', noise=None, coords=None, composition_mask=None) -> GeneratorOutput:
+        "W+ codes (a `WPlus`, (N, n_latent, D)) or expanded codes (N, K*L, D) -> `GeneratorOutput`."
+        codes, wplus = self.prepare_codes(codes)
+        n, c = codes.shape[0], self.cfg.coarse_size
+        h, depth = self.local(self.embed(coords, n, codes.device, codes.dtype), codes)
+        image, seg, seg_coarse = self.compose(h, depth, noise_mode, noise, composition_mask)
         return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wplus)
 
     def forward(self, z, truncation=1.0, w_avg=None, **synthesis_kwargs) -> GeneratorOutput:

@@ -20,7 +20,7 @@ def test_region_edit_leaves_other_generators_bit_identical(G):
     "By construction: with the other codes fixed, every other local generator's output is bit-identical."
     wp = E.codes_from_seeds(G, [1, 2])
     donor = E.codes_from_seeds(G, [3, 4])
-    pe = G._embed(None, 2, 'cpu', torch.float32)
+    pe = G.embed(None, 2, 'cpu', torch.float32)
     for region, kind in (('hair', 'texture'), ('mouth', 'shape'), ('face', 'both')):
         edited = wp.replace(E.region_slots(G.layout, region, kind), donor)
         with torch.no_grad():
