@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['cmd_info', 'cmd_sample', 'cmd_convert', 'cmd_bench', 'cmd_prepare', 'cmd_demo', 'make_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #9e99177b
+# %% ../nbs/09_cli.ipynb #b960b9e6
 import argparse, json, os, sys
 from pathlib import Path
 import torch
 from .generator import Generator, preset, PRESETS
 from .discriminator import DualBranchDiscriminator
 from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atomic_write,
-                                    generator_ours_to_official, discriminator_ours_to_official)
+                                    generator_ours_to_official, discriminator_ours_to_official, load_generator)
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 
-# %% ../nbs/09_cli.ipynb #fcfc0228
+# %% ../nbs/09_cli.ipynb #84340035
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')
@@ -99,12 +99,13 @@ def cmd_bench(args):
                         reference=not args.no_reference, tune=not args.no_malloc_tuning, log=print if args.verbose else (lambda *a: None))
     elif args.what == 'loader': res = _bench_loader(args)
     elif args.what == 'train': res = _bench_train(args)
+    elif args.what == 'explore': res = _bench_explore(args)
     else: res = _bench_synthetic(args)
     text = json.dumps(res, indent=1)
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     else: print(text)
 
-# %% ../nbs/09_cli.ipynb #09ae23bf
+# %% ../nbs/09_cli.ipynb #1ee34806
 def cmd_prepare(args):
     "Prepare a data source into a training folder; print the summary."
     if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test)
@@ -133,7 +134,18 @@ def _bench_synthetic(args):
     return dict(what='synthetic', size=size, threads=args.threads, n=batch * args.batches, repeat=args.repeat,
                 pairs_per_s=round(batch * args.batches / best, 1))
 
-# %% ../nbs/09_cli.ipynb #c4b19755
+# %% ../nbs/09_cli.ipynb #b832ba45
+def _bench_explore(args):
+    "One explorer update (a region slider): `--ckpt` (default for `--preset tiny`: the shipped model) or random weights."
+    from semstylegan.explore import bench_explorer
+    from semstylegan.demo import pretrained_path
+    torch.set_num_threads(args.threads)
+    dev = _device(args.device)
+    ckpt = args.ckpt or (pretrained_path() if args.preset == 'tiny' else None)
+    G = (load_generator(ckpt) if ckpt else Generator(preset(args.preset))).eval().to(dev)
+    res = bench_explorer(G, repeat=max(args.repeat, 5))
+    return dict(what='explore', model=str(ckpt) if ckpt else f'{args.preset} (random weights)', threads=torch.get_num_threads(), **res)
+
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
@@ -172,7 +184,7 @@ def _train_parsers(sub):
     from semstylegan.edit import add_edit_parsers
     add_edit_parsers(sub)
 
-# %% ../nbs/09_cli.ipynb #762fffc3
+# %% ../nbs/09_cli.ipynb #636675f2
 def make_parser():
     p = argparse.ArgumentParser(prog='semstylegan', description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -191,9 +203,11 @@ def make_parser():
     _prepare_parser(sub)
     _train_parsers(sub)
     s = sub.add_parser('bench', help='speed of the model, the data loader or the synthetic faces (JSON)')
-    s.add_argument('--what', default='model', choices=['model', 'loader', 'synthetic', 'train'],
+    s.add_argument('--what', default='model', choices=['model', 'loader', 'synthetic', 'train', 'explore'],
                    help='model: G forward and G+D forward/backward (default); loader: pairs/s from a prepared folder; '
-                        'synthetic: pairs/s drawn by the synthetic faces; train: images/s of a training step, ours and official')
+                        'synthetic: pairs/s drawn by the synthetic faces; train: images/s of a training step, ours and official; '
+                        'explore: ms per explorer update, cached and full')
+    s.add_argument('--ckpt', type=Path, help='explore: a checkpoint (ours or official; default for --preset tiny: the shipped one)')
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS))
     s.add_argument('--batch', type=_positive, help='batch size (default 4 for the model, 32 for loader and synthetic)')
     s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)'); s.add_argument('--device', default='cpu')
@@ -269,6 +283,6 @@ def main(argv=None):
         return 130
     return 0
 
-# %% ../nbs/09_cli.ipynb #c089320d
+# %% ../nbs/09_cli.ipynb #b8a985a7
 #| eval: false
 if __name__ == '__main__': sys.exit(main())   # `python -m semstylegan.cli` (torchrun); not run in the notebook

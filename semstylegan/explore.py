@@ -6,7 +6,7 @@
 __all__ = ['LiveSynthesis', 'Explorer', 'RegionInterpolator', 'StyleMixer', 'ComponentExplorer', 'PartMover', 'image_to_target',
            'InversionEditor', 'bench_explorer']
 
-# %% ../nbs/16_explore.ipynb #ae6a13fa
+# %% ../nbs/16_explore.ipynb #3eb2ce9e
 import asyncio, html, io, time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +23,7 @@ from .demo import _inferno
 try: import ipywidgets as W
 except ImportError: W = None
 
-# %% ../nbs/16_explore.ipynb #fdbe1ca4
+# %% ../nbs/16_explore.ipynb #ae161995
 def _grid(g, c):
     "A coordinate grid as (2, c, c), or None."
     if g is None: return None
@@ -78,7 +78,7 @@ class LiveSynthesis:
         image, seg, seg_coarse = G.compose(h, depth, self.noise_mode, composition_mask=composition_mask)
         return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, K, c, c), codes, wp)
 
-# %% ../nbs/16_explore.ipynb #7d2a1f0d
+# %% ../nbs/16_explore.ipynb #c1daaaa8
 def _need_widgets():
     if W is None: raise ImportError('the explorers need ipywidgets 8: pip install "semstylegan[explore]" (or pip install ipywidgets)')
 
@@ -108,7 +108,7 @@ class Explorer:
         self.view = W.Image(format='png', layout=W.Layout(max_width='100%'))
         self.status = W.HTML()
         self.out = self.image = self.mask = self.frame = None
-        self.renders, self.last_ms, self._pending, self._held = 0, None, None, 0
+        self.renders, self.last_ms, self._pending, self._held, self.error = 0, None, None, 0, None
         self._seeds = {}
 
     # --- codes from seeds (cached: the mapping and the mean w are computed once)
@@ -176,8 +176,8 @@ class Explorer:
         self.view.value = _png(self.frame, max(1, self.display // self.G.cfg.size))
         self.renders += 1
         self.last_ms = 1000 * (time.perf_counter() - t0)
-        self.status.value = (f'<small>{self.last_ms:.0f} ms · reran {len(self.live.reran)}/{self.G.cfg.n_classes} '
-                             f'local generators</small>')
+        self.status.value = (f'<small>update {self.renders} · {self.last_ms:.0f} ms · reran {len(self.live.reran)}/'
+                             f'{self.G.cfg.n_classes} local generators</small>')
 
     def save(self, prefix):
         "Write `prefix`.png (the picture) and `prefix`.pt (the codes); returns both paths."
@@ -185,6 +185,16 @@ class Explorer:
         png = save_image(self.frame, prefix.with_suffix('.png'))
         pt = save_codes(prefix.with_suffix('.pt'), self.codes(), explorer=type(self).__name__)
         return png, pt
+
+    def guard(self, fn):
+        "Wrap a control's callback: an error is shown in the status line (and kept in `error`) instead of lost in a log."
+        def run(*a, **k):
+            self.error = None
+            try: return fn(*a, **k)
+            except Exception as e:
+                self.error = e
+                self.status.value = f'<span style="color:#b00020">{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>'
+        return run
 
     def _save_row(self, default):
         path, btn = W.Text(value=default, description='save to'), W.Button(description='save', icon='save')
@@ -199,7 +209,7 @@ class Explorer:
         from IPython.display import display
         display(self.ui)
 
-# %% ../nbs/16_explore.ipynb #4fec1a2a
+# %% ../nbs/16_explore.ipynb #be6ff1e9
 class RegionInterpolator(Explorer):
     "A slider per region (or per region's shape and texture) from code A to code B; image, mask and depth live."
     def __init__(self, G, seed_a=0, seed_b=1, split=False, regions=None, codes=None, **kw):
@@ -213,16 +223,17 @@ class RegionInterpolator(Explorer):
                                               description=r if k == 'both' else f'{r} {k}',
                                               style={'description_width': '110px'})
                         for r in self.regions for k in self.kinds}
+        for (r, k), s in self.sliders.items(): s.add_class(f'ssg-slider-{r}-{k}')   # for browser tests and custom CSS
         self.region = W.Dropdown(options=self.regions, description='region')
         self.show_depth = W.Checkbox(value=False, description='pseudo-depth')
-        self.randomise_button = W.Button(description='randomise region', icon='random')
+        self.randomise_button = W.Button(description='randomise region', icon='random', layout=W.Layout(width='auto'))
         self.reset_button = W.Button(description='reset', icon='undo')
         self._rng = np.random.default_rng(0)
         self.b_override = {}
         self.a = self.b = None
         if codes is not None: self.a, self.b = (WPlus(codes.codes[i:i + 1].clone(), lay) for i in range(2))
-        self.randomise_button.on_click(lambda _: self.randomise())
-        self.reset_button.on_click(lambda _: self.reset())
+        self.randomise_button.on_click(self.guard(lambda _: self.randomise()))
+        self.reset_button.on_click(self.guard(lambda _: self.reset()))
         self.seed_a.observe(self._seeds_changed, 'value'); self.seed_b.observe(self._seeds_changed, 'value')
         self.psi.observe(self._seeds_changed, 'value')
         self.watch(*self.sliders.values(), self.show_depth, self.region)
@@ -270,7 +281,7 @@ class RegionInterpolator(Explorer):
         if self.show_depth.value: p.append(self.depth_panel(o, self.G.layout.class_index(self.region.value)))
         return p
 
-# %% ../nbs/16_explore.ipynb #a1867fcf
+# %% ../nbs/16_explore.ipynb #e864d29f
 class StyleMixer(Explorer):
     "Target and donor seeds, a checkbox per region, shape/texture/both: target | donor | mix | mix's mask."
     def __init__(self, G, target=0, donor=1, regions=None, **kw):
@@ -307,7 +318,7 @@ class StyleMixer(Explorer):
         img, mask = super().panels(o)
         return [self._end(self.target.value), self._end(self.donor.value), img, mask]
 
-# %% ../nbs/16_explore.ipynb #db172e17
+# %% ../nbs/16_explore.ipynb #abfc1f07
 class ComponentExplorer(Explorer):
     "A checkbox per local generator: the composition, its mask, and the pseudo-depth of a chosen class."
     def __init__(self, G, seed=0, **kw):
@@ -335,7 +346,7 @@ class ComponentExplorer(Explorer):
     def panels(self, o):
         return super().panels(o) + [self.depth_panel(o, self.G.layout.class_index(self.depth_of.value))]
 
-# %% ../nbs/16_explore.ipynb #ef0cc9ae
+# %% ../nbs/16_explore.ipynb #d90aa600
 class PartMover(Explorer):
     "Shift, scale and rotate a region through its Fourier coordinates; each region keeps its own move."
     def __init__(self, G, seed=0, regions=None, **kw):
@@ -389,7 +400,7 @@ class PartMover(Explorer):
     def codes(self): return self.seed_codes(self.seed.value)
     def synthesize(self): return self.live(self.codes(), coords=self.coords())
 
-# %% ../nbs/16_explore.ipynb #f907b6c5
+# %% ../nbs/16_explore.ipynb #b113f818
 def image_to_target(img, size):
     "An image (path, bytes, PIL image or uint8 (H,W,3) array) -> (1,3,size,size) in [-1,1], shorter side then centre crop."
     from semstylegan.data import read_image, resize_square
@@ -421,11 +432,11 @@ class InversionEditor(Explorer):
         self.donor = W.IntText(value=1, description='restyle seed', layout=W.Layout(width='200px'))
         self.apply_button = W.Button(description='apply', icon='check')
         self.target = self.base = self._inv = None
-        self.upload.observe(self._uploaded, 'value')
-        self.path.observe(lambda ch: ch['new'] and self.set_target(ch['new']), 'value')
-        self.pick.observe(lambda ch: self.set_target(self._faces[ch['new']:ch['new'] + 1].float() / 127.5 - 1), 'value')
-        self.invert_button.on_click(lambda _: self.run_inversion())
-        self.apply_button.on_click(lambda _: self.apply())
+        self.upload.observe(self.guard(self._uploaded), 'value')
+        self.path.observe(self.guard(lambda ch: ch['new'] and self.set_target(ch['new'])), 'value')
+        self.pick.observe(self.guard(lambda ch: self.set_target(self._faces[ch['new']:ch['new'] + 1].float() / 127.5 - 1)), 'value')
+        self.invert_button.on_click(self.guard(lambda _: self.run_inversion()))
+        self.apply_button.on_click(self.guard(lambda _: self.apply()))
         self.watch(self.region, self.edit, self.strength, self.donor)
         self.ui = W.VBox([W.HBox([self.pick, self.upload, self.path]), W.HBox([self.steps, self.invert_button, self.progress]),
                           W.HBox([self.region, self.edit]), W.HBox([self.strength, self.donor, self.apply_button]),
@@ -474,7 +485,7 @@ class InversionEditor(Explorer):
             with torch.no_grad(): self._inv = (self.base, to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img)
         return [to_uint8(self.target[0]).cpu(), self._inv[1], img, mask]
 
-# %% ../nbs/16_explore.ipynb #cd90ec0d
+# %% ../nbs/16_explore.ipynb #4a0d4781
 def bench_explorer(G, repeat=10, region='hair'):
     "Milliseconds per update of a region slider: through `LiveSynthesis` (one local generator) and `G.synthesis`."
     a, b = codes_from_seeds(G, [0, 1], 1.0).codes.split(1)
