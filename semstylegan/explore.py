@@ -6,24 +6,23 @@
 __all__ = ['LiveSynthesis', 'Explorer', 'RegionInterpolator', 'StyleMixer', 'ComponentExplorer', 'PartMover', 'image_to_target',
            'InversionEditor', 'bench_explorer']
 
-# %% ../nbs/16_explore.ipynb #3eb2ce9e
+# %% ../nbs/16_explore.ipynb #533dd9b3
 import asyncio, html, io, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from .generator import GeneratorOutput
 from .latent import WPlus
 from .layers import make_coords, transform_coords
 from .viz import to_uint8, colorize, save_image
 from .edit import codes_from_seeds, region_classes, region_slots, save_codes, invert, edit_codes, GROUPS
-from .demo import _inferno
+from .demo import depth_image
 try: import ipywidgets as W
 except ImportError: W = None
 
-# %% ../nbs/16_explore.ipynb #ae161995
+# %% ../nbs/16_explore.ipynb #bc02d8b5
 def _grid(g, c):
     "A coordinate grid as (2, c, c), or None."
     if g is None: return None
@@ -40,9 +39,9 @@ class LiveSynthesis:
         self.reset()
 
     def reset(self):
-        "Forget the cache (and the counters)."
+        "Forget the cache."
         self._keys, self._h, self._d = {}, {}, {}
-        self.reran, self.calls, self.local_runs = [], 0, 0
+        self.reran = []
 
     def _fresh(self, k, codes, grid):
         if k not in self._keys: return False
@@ -63,22 +62,17 @@ class LiveSynthesis:
         for name, g in (coords or {}).items(): grids[G.layout.class_index(name)] = _grid(g, c).to(p)
         stale = [k for k in range(K) if not self._fresh(k, per[:, k], grids[k])]
         if stale:
-            if all(grids[k] is None for k in stale): pe = G.embed(None, n, p.device, p.dtype)
-            else:
-                base = make_coords(c, 1, p.device, p.dtype)[0]
-                g = torch.stack([base if grids[k] is None else grids[k] for k in stale])          # (S, 2, c, c)
-                pe = G.pos_embed(g[:, None].expand(-1, n, -1, -1, -1).reshape(-1, 2, c, c))
-                pe = pe.reshape(len(stale), n, -1, c * c)
-            h, d = G.local(pe, per[:, stale].flatten(1, 2), classes=stale)
+            pe = G.embed(coords or None, n, p.device, p.dtype)   # (1, ...) shared, or (K, ...) per class
+            h, d = G.local(pe if len(pe) == 1 else pe[stale], per[:, stale].flatten(1, 2), classes=stale)
             for i, k in enumerate(stale):
                 self._keys[k], self._h[k], self._d[k] = (per[:, k].clone(), grids[k]), h[i], d[:, i]
-        self.reran, self.calls, self.local_runs = stale, self.calls + 1, self.local_runs + len(stale)
+        self.reran = stale
         h = torch.stack([self._h[k] for k in range(K)])
         depth = torch.stack([self._d[k] for k in range(K)], 1)
         image, seg, seg_coarse = G.compose(h, depth, self.noise_mode, composition_mask=composition_mask)
         return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, K, c, c), codes, wp)
 
-# %% ../nbs/16_explore.ipynb #c1daaaa8
+# %% ../nbs/16_explore.ipynb #73099a5e
 def _need_widgets():
     if W is None: raise ImportError('the explorers need ipywidgets 8: pip install "semstylegan[explore]" (or pip install ipywidgets)')
 
@@ -96,7 +90,6 @@ def _from_frontend(change):
 
 class Explorer:
     "Base of the explorers: controls -> codes -> output -> picture, with debounced updates and inspectable state."
-    title = 'explorer'
     def __init__(self, G, truncation=0.7, display=256, debounce=0.04):
         _need_widgets()
         self.G = G.eval()
@@ -155,10 +148,7 @@ class Explorer:
 
     def depth_panel(self, o, k):
         "The pseudo-depth of class `k`, upsampled to the image size (black for the background)."
-        S = self.G.cfg.size
-        if k == 0: return torch.zeros(3, S, S, dtype=torch.uint8)
-        d = F.interpolate(o.depths[:, k:k + 1].float().cpu(), size=(S, S), mode='nearest')[0, 0]
-        return _inferno(d)
+        return depth_image(o.depths[0], k, self.G.cfg.size)
 
     def update(self):
         "Recompute the output from the controls and redraw."
@@ -167,7 +157,7 @@ class Explorer:
             o = self.synthesize()
             panels = self.panels(o)
         except Exception as e:
-            self.status.value = f'<span style="color:#b00020">{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>'
+            self.show_error(e)
             raise
         self.out = o
         self.image = to_uint8(o.image[0]).permute(1, 2, 0).cpu().numpy()
@@ -186,21 +176,24 @@ class Explorer:
         pt = save_codes(prefix.with_suffix('.pt'), self.codes(), explorer=type(self).__name__)
         return png, pt
 
+    def show_error(self, e):
+        "Put an exception in the status line (and keep it in `error`)."
+        self.error = e
+        self.status.value = f'<span style="color:#b00020">{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>'
+
     def guard(self, fn):
-        "Wrap a control's callback: an error is shown in the status line (and kept in `error`) instead of lost in a log."
+        "Wrap a control's callback: an error is shown in the status line instead of lost in a log."
         def run(*a, **k):
             self.error = None
             try: return fn(*a, **k)
-            except Exception as e:
-                self.error = e
-                self.status.value = f'<span style="color:#b00020">{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>'
+            except Exception as e: self.show_error(e)
         return run
 
     def _save_row(self, default):
         path, btn = W.Text(value=default, description='save to'), W.Button(description='save', icon='save')
         def go(_):
             try: self.status.value = 'saved ' + ', '.join(str(p) for p in self.save(path.value))
-            except Exception as e: self.status.value = f'<span style="color:#b00020">cannot save: {html.escape(str(e))}</span>'
+            except Exception as e: self.show_error(e)
         btn.on_click(go)
         self.save_path, self.save_button = path, btn
         return W.HBox([path, btn])
@@ -209,7 +202,7 @@ class Explorer:
         from IPython.display import display
         display(self.ui)
 
-# %% ../nbs/16_explore.ipynb #be6ff1e9
+# %% ../nbs/16_explore.ipynb #31e6913b
 class RegionInterpolator(Explorer):
     "A slider per region (or per region's shape and texture) from code A to code B; image, mask and depth live."
     def __init__(self, G, seed_a=0, seed_b=1, split=False, regions=None, codes=None, **kw):
@@ -281,7 +274,7 @@ class RegionInterpolator(Explorer):
         if self.show_depth.value: p.append(self.depth_panel(o, self.G.layout.class_index(self.region.value)))
         return p
 
-# %% ../nbs/16_explore.ipynb #e864d29f
+# %% ../nbs/16_explore.ipynb #f9f4d7ab
 class StyleMixer(Explorer):
     "Target and donor seeds, a checkbox per region, shape/texture/both: target | donor | mix | mix's mask."
     def __init__(self, G, target=0, donor=1, regions=None, **kw):
@@ -318,7 +311,7 @@ class StyleMixer(Explorer):
         img, mask = super().panels(o)
         return [self._end(self.target.value), self._end(self.donor.value), img, mask]
 
-# %% ../nbs/16_explore.ipynb #abfc1f07
+# %% ../nbs/16_explore.ipynb #5d9ed696
 class ComponentExplorer(Explorer):
     "A checkbox per local generator: the composition, its mask, and the pseudo-depth of a chosen class."
     def __init__(self, G, seed=0, **kw):
@@ -346,7 +339,7 @@ class ComponentExplorer(Explorer):
     def panels(self, o):
         return super().panels(o) + [self.depth_panel(o, self.G.layout.class_index(self.depth_of.value))]
 
-# %% ../nbs/16_explore.ipynb #d90aa600
+# %% ../nbs/16_explore.ipynb #6ad30553
 class PartMover(Explorer):
     "Shift, scale and rotate a region through its Fourier coordinates; each region keeps its own move."
     def __init__(self, G, seed=0, regions=None, **kw):
@@ -400,7 +393,7 @@ class PartMover(Explorer):
     def codes(self): return self.seed_codes(self.seed.value)
     def synthesize(self): return self.live(self.codes(), coords=self.coords())
 
-# %% ../nbs/16_explore.ipynb #b113f818
+# %% ../nbs/16_explore.ipynb #286f2caa
 def image_to_target(img, size):
     "An image (path, bytes, PIL image or uint8 (H,W,3) array) -> (1,3,size,size) in [-1,1], shorter side then centre crop."
     from semstylegan.data import read_image, resize_square
@@ -434,14 +427,18 @@ class InversionEditor(Explorer):
         self.target = self.base = self._inv = None
         self.upload.observe(self.guard(self._uploaded), 'value')
         self.path.observe(self.guard(lambda ch: ch['new'] and self.set_target(ch['new'])), 'value')
-        self.pick.observe(self.guard(lambda ch: self.set_target(self._faces[ch['new']:ch['new'] + 1].float() / 127.5 - 1)), 'value')
+        self.pick.observe(self.guard(lambda ch: self.set_target(self.face(ch['new']))), 'value')
         self.invert_button.on_click(self.guard(lambda _: self.run_inversion()))
         self.apply_button.on_click(self.guard(lambda _: self.apply()))
         self.watch(self.region, self.edit, self.strength, self.donor)
         self.ui = W.VBox([W.HBox([self.pick, self.upload, self.path]), W.HBox([self.steps, self.invert_button, self.progress]),
                           W.HBox([self.region, self.edit]), W.HBox([self.strength, self.donor, self.apply_button]),
                           self.view, self.status, self._save_row('explore/edit')])
-        self.set_target(self._faces[:1].float() / 127.5 - 1 if target is None else target, invert=False)
+        self.set_target(self.face(0) if target is None else target, invert=False)
+
+    def face(self, i):
+        "Built-in synthetic face `i` as a target (1,3,S,S) in [-1,1]."
+        return self._faces[i:i + 1].float() / 127.5 - 1
 
     def _uploaded(self, change):
         files = change['new']
@@ -485,7 +482,7 @@ class InversionEditor(Explorer):
             with torch.no_grad(): self._inv = (self.base, to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img)
         return [to_uint8(self.target[0]).cpu(), self._inv[1], img, mask]
 
-# %% ../nbs/16_explore.ipynb #4a0d4781
+# %% ../nbs/16_explore.ipynb #cc616a01
 def bench_explorer(G, repeat=10, region='hair'):
     "Milliseconds per update of a region slider: through `LiveSynthesis` (one local generator) and `G.synthesis`."
     a, b = codes_from_seeds(G, [0, 1], 1.0).codes.split(1)
