@@ -149,10 +149,10 @@ def _bench_explore(args):
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
-    ours = train_speed(args.preset, **kw)
+    ours = train_speed(args.preset, amp=args.amp, **kw)
     res = dict(what='train', ours=ours)
-    if not args.no_reference:
-        off = train_speed(args.preset, official=True, **kw)
+    if not args.no_reference:  # the official code has no mixed precision: its step is always timed in float32
+        off = train_speed(args.preset, official=True, amp='off', **kw)
         res.update(official=off, speedup=off['step_s'] / ours['step_s'])
     return res
 
@@ -213,6 +213,8 @@ def make_parser():
     s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)'); s.add_argument('--device', default='cpu')
     s.add_argument('--repeat', type=_positive, default=3); s.add_argument('--no-reference', action='store_true', help='skip the official-algorithm timing')
     s.add_argument('--no-malloc-tuning', action='store_true', help='keep glibc malloc defaults (see semstylegan.bench.tune_allocator)')
+    s.add_argument('--amp', default='off', choices=['off', 'bf16', 'auto'],
+                   help="train: autocast of our step ('auto': bf16 on CUDA, off on CPU; default off); the official step runs in float32")
     s.add_argument('--data', type=Path, help='loader: a prepared folder (`semstylegan prepare`)')
     s.add_argument('--workers', type=int, default=2, help='loader: worker processes (default 2; 0 loads in this process)')
     s.add_argument('--batches', type=_positive, default=100, help='loader and synthetic: batches timed (default 100)')

@@ -9,12 +9,14 @@ __all__ = ['ConvLayer', 'ResBlock', 'minibatch_stddev', 'DualBranchDiscriminator
 import math
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur
 from .generator import ModelConfig
 
 # %% ../nbs/05_discriminator.ipynb #9f52b2d5
 class ConvLayer(nn.Sequential):
-    "[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints)."
+    """[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints).
+    `forward(x, gain)` computes `gain` times that in fused form (see below)."""
     def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True):
         layers = []
         if downsample:
@@ -25,6 +27,15 @@ class ConvLayer(nn.Sequential):
         layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=bias and not activate))
         if activate: layers.append(FusedLeakyReLU(out_ch, bias=bias))
         super().__init__(*layers)
+        self.downsample, self.activate = downsample, activate
+
+    def forward(self, x, gain=1.):
+        if self.downsample: x = self[0](x)
+        conv = self[1] if self.downsample else self[0]
+        g = gain * math.sqrt(2) if self.activate else gain  # lrelu(z) * sqrt2 * gain = lrelu(sqrt2 * gain * z) for gain > 0
+        b = self[-1].bias if self.activate else conv.bias
+        x = F.conv2d(x, conv.weight * (conv.scale * g), None if b is None else b * g, stride=conv.stride, padding=conv.padding)
+        return F.leaky_relu_(x, 0.2) if self.activate else x  # in place: a fresh conv output, which conv's backward does not keep
 
 class ResBlock(nn.Module):
     "StyleGAN2 residual block with 2x downsampling."
@@ -33,7 +44,8 @@ class ResBlock(nn.Module):
         self.conv1 = ConvLayer(in_ch, in_ch, 3)
         self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
         self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False)
-    def forward(self, x): return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+    def forward(self, x):  # (conv2(conv1(x)) + skip(x)) / sqrt2, the 1/sqrt2 folded into both convs
+        return self.conv2(self.conv1(x), 1 / math.sqrt(2)) + self.skip(x, 1 / math.sqrt(2))
 
 def _branch(cfg, in_ch):
     layers, res = [ConvLayer(in_ch, cfg.channels(cfg.size), 1)], cfg.size

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 # %% ../nbs/01_layers.ipynb #1141878c
 def fused_leaky_relu(x, bias=None, negative_slope=0.2, scale=math.sqrt(2)):
     "Bias add (per channel, dim 1), leaky ReLU, then gain `scale`: the StyleGAN2 activation."
-    if bias is not None: x = x + bias.view(1, -1, *[1] * (x.ndim - 2))
+    if bias is not None: x = x + bias.view(1, -1, *[1] * (x.ndim - 2)).to(x.dtype)  # under autocast x stays bf16
     return F.leaky_relu(x, negative_slope).mul_(scale)  # in place is safe: leaky_relu's backward keeps its input
 
 class FusedLeakyReLU(nn.Module):
