@@ -120,3 +120,8 @@ def test_bf16_autocast_step():
     assert F.cosine_similarity(delta(tr), delta(ref), 0) > 0.9   # 0.98 here; unrelated runs give about 0
     with pytest.raises(ValueError, match="amp must be"):
         Trainer(small_tc(amp='fp8'))
+
+def test_bf16_warns_without_native_bf16(monkeypatch):
+    import semstylegan.train as T
+    monkeypatch.setattr(T, 'cpu_has_bf16', lambda: False)
+    with pytest.warns(UserWarning, match='emulated'): Trainer(small_tc(amp='bf16'))
