@@ -545,7 +545,7 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
     res = {f'{k}_s': time_fn(f, warmup=1, repeat=repeat, device=device) for k, f in phases.items()}
     t = res['d_main_s'] + res['g_main_s'] + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every)
     return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
-                cpu_bf16=cpu_has_bf16(), official=official, step_s=t, images_per_s=tc.batch / t, **res)
+                cpu_bf16=cpu_has_bf16() if str(device) == 'cpu' else None, official=official, step_s=t, images_per_s=tc.batch / t, **res)
 
 # %% ../nbs/12_train.ipynb #324c93ef
 class _OfficialG:
