@@ -19,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from .latent import CELEBAMASK_CLASSES
 from .synthetic import synthetic_faces, ATTRIBUTES
-from .viz import palette
+from .viz import palette, from_uint8
 
 # %% ../nbs/11_data.ipynb #b3f81603
 class DataError(ValueError):
@@ -524,7 +524,7 @@ def make_loader(dataset, batch_size, workers=2, seed=0, start=0, rank=0, world_s
 
 def to_model_inputs(batch, n_classes, device='cpu', channels_last=False):
     "uint8 batch -> (image in [-1,1] float, mask one-hot in {-1,+1} or None), on `device` (what the discriminator takes)."
-    img = batch['image'].to(device, non_blocking=True).float().div_(127.5).sub_(1)
+    img = from_uint8(batch['image'].to(device, non_blocking=True))
     mask = None
     if 'label' in batch:
         lab = batch['label'].to(device, non_blocking=True).long()

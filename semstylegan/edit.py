@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .latent import WPlus, truncate
 from .layers import make_coords, transform_coords
 from .checkpoint import atomic_write, safe_load, CheckpointError
-from .viz import to_uint8, colorize, make_grid, save_image
+from .viz import to_uint8, from_uint8, colorize, make_grid, save_image
 from .demo import component_buildup
 
 # %% ../nbs/15_edit.ipynb #dacf0253
@@ -247,10 +247,10 @@ def train_attribute_classifier(attrs=('smiling', 'bangs', 'eyeglasses', 'hat'), 
         idx = torch.randint(0, 10**6, (batch,), generator=g).tolist()
         img, _, at = synthetic_faces(batch, size, seed=seed + 1, indices=idx)
         y = torch.stack([at[a].float() for a in attrs], 1).to(device)
-        loss = F.binary_cross_entropy_with_logits(net(img.to(device).float() / 127.5 - 1), y)
+        loss = F.binary_cross_entropy_with_logits(net(from_uint8(img.to(device))), y)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     img, _, at = synthetic_faces(512, size, seed=seed + 2)
-    with torch.no_grad(): pred = net.eval()(img.to(device).float() / 127.5 - 1).cpu() > 0
+    with torch.no_grad(): pred = net.eval()(from_uint8(img.to(device))).cpu() > 0
     acc = {a: float((pred[:, j] == at[a].bool()).float().mean()) for j, a in enumerate(attrs)}
     return net, acc
 
@@ -363,8 +363,8 @@ def cmd_invert(args, G):
         lp = load_lpips(args.lpips, next(G.parameters()).device)
     S = G.cfg.size
     from PIL import Image
-    x = torch.stack([torch.from_numpy(np.asarray(Image.fromarray(read_image(f)).resize((S, S), Image.LANCZOS))).permute(2, 0, 1)
-                     for f in files]).float() / 127.5 - 1
+    x = from_uint8(torch.stack([torch.from_numpy(np.asarray(Image.fromarray(read_image(f)).resize((S, S), Image.LANCZOS))).permute(2, 0, 1)
+                                for f in files]))
     codes, recon, masks = [], [], []
     for i in range(0, len(x), args.batch):
         r = invert(G, x[i:i + args.batch], args.steps, args.lr, lpips=lp, pti_steps=args.pti_steps, progress=not args.quiet)

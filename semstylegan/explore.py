@@ -16,7 +16,7 @@ from PIL import Image
 from .generator import GeneratorOutput
 from .latent import WPlus
 from .layers import make_coords, transform_coords
-from .viz import to_uint8, colorize, save_image
+from .viz import to_uint8, from_uint8, colorize, save_image
 from .edit import codes_from_seeds, region_classes, region_slots, save_codes, invert, edit_codes, GROUPS
 from .demo import depth_image
 try: import ipywidgets as W
@@ -402,7 +402,7 @@ def image_to_target(img, size):
     elif isinstance(img, np.ndarray): a = img
     else: a = read_image(img)
     a = resize_square(np.ascontiguousarray(a), size, Image.LANCZOS)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return from_uint8(torch.from_numpy(a.copy()).permute(2, 0, 1)[None])
 
 class InversionEditor(Explorer):
     "Invert an image (upload, path or a synthetic face), then edit the inversion region by region."
@@ -438,7 +438,7 @@ class InversionEditor(Explorer):
 
     def face(self, i):
         "Built-in synthetic face `i` as a target (1,3,S,S) in [-1,1]."
-        return self._faces[i:i + 1].float() / 127.5 - 1
+        return from_uint8(self._faces[i:i + 1])
 
     def _uploaded(self, change):
         files = change['new']

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .checkpoint import atomic_write, load_generator, save_checkpoint, CheckpointError
 from .data import open_dataset, make_loader, read_image, image_files, DataError
 from .latent import WPlus, truncate
-from .viz import to_uint8
+from .viz import to_uint8, from_uint8
 
 # %% ../nbs/14_metrics.ipynb #7a8a7067
 INCEPTION_FILE, INCEPTION_ENV = 'inception-2015-12-05.pt', 'SEMSTYLEGAN_INCEPTION'
@@ -347,7 +347,7 @@ def train_segmenter(data='synthetic', size=64, steps=1000, batch=16, lr=2e-3, wi
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t / steps, 1))))  # cosine decay
     for _ in tqdm(range(steps), disable=not progress, desc='segmenter'):
         b = next(dl)
-        x = b['image'].to(device).float() / 127.5 - 1; y = b['label'].to(device).long()
+        x = from_uint8(b['image'].to(device)); y = b['label'].to(device).long()
         loss = F.cross_entropy(net(x), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
     net.final_loss = loss.item()
     return net.eval()
@@ -360,7 +360,7 @@ def segmenter_accuracy(net, data='synthetic', size=64, num=256, batch=64, names=
     dev = next(net.parameters()).device
     for i in range(0, min(num, len(ds)), batch):
         b = ds[list(range(i, min(i + batch, num, len(ds))))]
-        cm = cm + confusion(net(b['image'].to(dev).float() / 127.5 - 1).argmax(1).cpu(), b['label'], net.n_classes)
+        cm = cm + confusion(net(from_uint8(b['image'].to(dev))).argmax(1).cpu(), b['label'], net.n_classes)
     return iou_from_confusion(cm, names)
 
 @torch.no_grad()
@@ -368,7 +368,7 @@ def mask_consistency(G, net, n=256, batch=32, seed=0, truncation=1.0, device=Non
     "IoU between the generator's masks and the segmenter's reading of the generated images."
     cm = 0
     for img, mask in generator_batches(G, n, batch, seed, truncation, device, with_masks=True):
-        x = (img.float() / 127.5 - 1).to(next(net.parameters()).device)
+        x = from_uint8(img).to(next(net.parameters()).device)
         cm = cm + confusion(net(x).argmax(1).cpu(), mask, G.cfg.n_classes)
     return iou_from_confusion(cm, list(G.cfg.class_names))
 
