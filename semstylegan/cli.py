@@ -96,7 +96,8 @@ def cmd_bench(args):
     if args.what == 'model':
         from semstylegan.bench import run_bench
         res = run_bench(args.preset or 'celebamask-256', args.batch or 4, args.threads, _device(args.device), args.repeat,
-                        reference=not args.no_reference, tune=not args.no_malloc_tuning, log=print if args.verbose else (lambda *a: None))
+                        reference=not args.no_reference, tune=not args.no_malloc_tuning,
+                        log=print if args.verbose else (lambda *a: None), profile=args.profile)
     elif args.what == 'loader': res = _bench_loader(args)
     elif args.what == 'train': res = _bench_train(args)
     elif args.what == 'explore': res = _bench_explore(args)
@@ -149,10 +150,10 @@ def _bench_explore(args):
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
-    ours = train_speed(args.preset, amp=args.amp, **kw)
+    ours = train_speed(args.preset, amp=args.amp, profile=args.profile, **kw)
     res = dict(what='train', ours=ours)
     if not args.no_reference:  # the official code has no mixed precision: its step is always timed in float32
-        off = train_speed(args.preset, official=True, amp='off', **kw)
+        off = train_speed(args.preset, official=True, amp='off', profile=args.profile, **kw)
         res.update(official=off, speedup=off['step_s'] / ours['step_s'])
     return res
 
@@ -209,7 +210,10 @@ def make_parser():
                         'explore: ms per explorer update, cached and full')
     s.add_argument('--ckpt', type=Path, help='explore: a checkpoint (ours or official; default for --preset tiny: the shipped one)')
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS))
-    s.add_argument('--batch', type=_positive, help='batch size (default 4 for the model, 32 for loader and synthetic)')
+    s.add_argument('--batch', type=_positive, help='batch size (default: model 4; train the recipe\'s on CUDA, 4 on CPU; '
+                                                   'loader and synthetic 32)')
+    s.add_argument('--profile', type=_positive, default=0, metavar='N',
+                   help='model, train: per phase, convolutions, kernel launches, host syncs and the top N ops')
     s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)'); s.add_argument('--device', default='cpu')
     s.add_argument('--repeat', type=_positive, default=3); s.add_argument('--no-reference', action='store_true', help='skip the official-algorithm timing')
     s.add_argument('--no-malloc-tuning', action='store_true', help='keep glibc malloc defaults (see semstylegan.bench.tune_allocator)')

@@ -219,9 +219,9 @@ class Trainer:
             fi, fs = self.D.branches(img, mask)
             if mask is None:
                 g_img, = torch.autograd.grad(self.D.head(fi).sum(), img, create_graph=True); g_seg = None
-            elif tc.r1_mode == 'separate':
-                g_img, = torch.autograd.grad(self.D.head(fi + fs.detach()).sum(), img, create_graph=True)
-                g_seg, = torch.autograd.grad(self.D.head(fi.detach() + fs).sum(), mask, create_graph=True)
+            elif tc.r1_mode == 'separate':  # one double backward for both; each head sees the other branch detached
+                heads = self.D.head(fi + fs.detach()).sum() + self.D.head(fi.detach() + fs).sum()
+                g_img, g_seg = torch.autograd.grad(heads, [img, mask], create_graph=True)
             else:
                 g_img, g_seg = torch.autograd.grad(self.D.head(fi + fs).sum(), [img, mask], create_graph=True)
             r1_img = g_img.square().flatten(1).sum(1).mean()
@@ -527,25 +527,40 @@ def cmd_train(args):
     return run
 
 # %% ../nbs/12_train.ipynb #601b8f90
-def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, **overrides):
-    "Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official computation."
-    from semstylegan.bench import time_fn, tune_allocator
-    if str(device) == 'cpu':
+def _phases(tr, img, mask, st):
+    "The four phases of a step as functions (each sets G's gradients as the step does)."
+    return dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)), d_reg=lambda: tr.d_reg(img, mask, st),
+                g_main=lambda: (tr.g_trainable(), tr.g_main(st)), g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
+
+def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, profile=0,
+                **overrides):
+    """Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official
+    computation. `batch`: default the recipe's on CUDA, 4 on CPU. On CUDA also peak memory per phase;
+    `profile=n` adds each phase's convolution count, kernel launches, host syncs and top n ops (`bench.profile_ops`)."""
+    from semstylegan.bench import time_fn, tune_allocator, profile_ops
+    cuda = str(device).startswith('cuda')
+    if not cuda:
         tune_allocator()                                             # as in training on CPU (fewer page faults)
         if threads: torch.set_num_threads(threads)
-    tc = TrainConfig(**{**train_config(preset_name).to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * (batch or base.batch))), **overrides})
-    if batch: tc.batch = batch
+    base = train_config(preset_name)
+    batch = batch or (base.batch if cuda else min(base.batch, 4))
+    tc = TrainConfig(**{**base.to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * batch), batch=batch), **overrides})
     if official: tc.r1_mode = 'official'
     tr = Trainer(tc, device)
     if official: tr.G, tr.D = _OfficialG(tr.G), _OfficialD(tr.D)
     img, mask = to_model_inputs(tr.dataset[list(range(tc.batch))], tr.cfg.n_classes, tr.device)
-    st = {}
-    phases = dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)), d_reg=lambda: tr.d_reg(img, mask, st),
-                  g_main=lambda: (tr.g_trainable(), tr.g_main(st)), g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
-    res = {f'{k}_s': time_fn(f, warmup=1, repeat=repeat, device=device) for k, f in phases.items()}
+    phases, res = _phases(tr, img, mask, {}), {}
+    for k, f in phases.items():
+        if cuda: torch.cuda.reset_peak_memory_stats()
+        res[f'{k}_s'] = time_fn(f, warmup=1, repeat=repeat, device=device)
+        if cuda: res[f'{k}_peak_gb'] = torch.cuda.max_memory_allocated() / 2**30
     t = res['d_main_s'] + res['g_main_s'] + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every)
-    return dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
-                cpu_bf16=cpu_has_bf16() if str(device) == 'cpu' else None, official=official, step_s=t, images_per_s=tc.batch / t, **res)
+    out = dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
+               cpu_bf16=None if cuda else cpu_has_bf16(), gpu=torch.cuda.get_device_name() if cuda else None,
+               official=official, step_s=t, images_per_s=tc.batch / t, **res)
+    if cuda: out['peak_memory_gb'] = max(res[f'{k}_peak_gb'] for k in phases)
+    if profile: out['profile'] = {k: profile_ops(f, device, top=profile) for k, f in phases.items()}
+    return out
 
 # %% ../nbs/12_train.ipynb #324c93ef
 class _OfficialG:
