@@ -147,13 +147,34 @@ def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', re
     return res
 
 # %% ../nbs/08_bench.ipynb #prof00fn
+class _SavedTensors:
+    "Live and peak bytes of the tensors autograd keeps for backward (leaf tensors such as parameters excluded)."
+    def __init__(self): self.refs, self.live, self.peak = {}, 0, 0
+    def pack(self, t):
+        if t.is_leaf and t.requires_grad: return t
+        key, nbytes = t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()
+        if key not in self.refs: self.live += nbytes; self.peak = max(self.peak, self.live)
+        self.refs[key] = self.refs.get(key, 0) + 1
+        return _Held(t, key, nbytes, self)
+    def release(self, key, nbytes):
+        self.refs[key] -= 1
+        if not self.refs[key]: del self.refs[key]; self.live -= nbytes
+    def unpack(self, h): return h if isinstance(h, torch.Tensor) else h.t
+
+class _Held:
+    "A saved tensor that tells its `_SavedTensors` when autograd lets go of it."
+    def __init__(self, t, key, nbytes, book): self.t, self.key, self.nbytes, self.book = t, key, nbytes, book
+    def __del__(self): self.book.release(self.key, self.nbytes)
+
 def profile_ops(fn, device='cpu', top=10):
-    "Run `fn()` once under torch.profiler: convolution calls, kernel launches and host syncs (GPU), top ops."
+    """Run `fn()` once under torch.profiler: convolution calls, the peak of the activations autograd keeps (MiB),
+    on a GPU kernel launches and host syncs, and the `top` ops by self time."""
     import warnings
     from torch.profiler import profile, ProfilerActivity
-    cuda = str(device).startswith('cuda')
+    cuda, saved = str(device).startswith('cuda'), _SavedTensors()
     activities = [ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda
-    with warnings.catch_warnings(record=True) as syncs, profile(activities=activities) as prof:
+    with warnings.catch_warnings(record=True) as syncs, profile(activities=activities) as prof, \
+         torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
         warnings.simplefilter('always')
         if cuda: torch.cuda.set_sync_debug_mode('warn')
         try: fn()
@@ -161,7 +182,7 @@ def profile_ops(fn, device='cpu', top=10):
             if cuda: torch.cuda.set_sync_debug_mode('default'); torch.cuda.synchronize()
     events = prof.key_averages()
     def self_ms(e): return (getattr(e, 'self_device_time_total', 0) if cuda else e.self_cpu_time_total) / 1e3
-    res = dict(convolutions=sum(e.count for e in events if e.key == 'aten::convolution'))
+    res = dict(convolutions=sum(e.count for e in events if e.key == 'aten::convolution'), saved_peak_mb=saved.peak / 2**20)
     if cuda:
         res['kernel_launches'] = sum(e.count for e in events if 'LaunchKernel' in e.key)
         res['host_syncs'] = sum('synchroniz' in str(w.message) for w in syncs)

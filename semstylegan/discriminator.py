@@ -73,11 +73,13 @@ class DualBranchDiscriminator(nn.Module):
         self.final_conv = ConvLayer(c4 + 1, c4, 3)
         self.final_linear = nn.Sequential(EqualLinear(c4 * 16, c4, activation=True), EqualLinear(c4, 1))
 
+    def branch(self, x, mask=False):
+        "The 4x4 features of the image branch, or of the mask branch with `mask=True`."
+        x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions and FIR filters, as in the render net
+        return self.convs_seg(x) if mask else self.convs_img(x)
     def branches(self, image, seg=None):
         "The 4x4 features of the image branch and of the mask branch (None without a mask)."
-        cl = torch.channels_last  # faster convolutions and FIR filters, as in the render net
-        return (self.convs_img(image.contiguous(memory_format=cl)),
-                None if seg is None else self.convs_seg(seg.contiguous(memory_format=cl)))
+        return self.branch(image), None if seg is None else self.branch(seg, mask=True)
     def head(self, x):
         "Summed 4x4 features -> logit: minibatch stddev, 3x3 conv, two linear layers."
         return self.final_linear(self.final_conv(minibatch_stddev(x)).flatten(1))

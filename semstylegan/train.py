@@ -155,6 +155,7 @@ class Trainer:
         if self.use_mask and not getattr(self.dataset, 'has_labels', True):
             raise ValueError(f'{tc.data}: image-only data; train with image_only=True (fine-tuning) or give labels')
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self._agree = torch.ones((), dtype=torch.bool, device=self.device)   # processes agree on the gradients' layout
 
     def _load_init(self, path):
         m = load_checkpoint(path, ('g_ema', 'g', 'd'))
@@ -185,51 +186,73 @@ class Trainer:
         return torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype else torch.autocast(self.device.type, enabled=False)
 
     def _sync(self, params):
-        """Average gradients over processes (one flat all_reduce). A parameter no process gave a gradient keeps
-        `grad=None`, so that Adam skips it exactly as in a single process (a zero gradient would still move Adam's state)."""
+        """Average gradients over processes: one flat all_reduce, and no wait for the device. Every process runs the
+        same phases, so the parameters with a gradient are the same everywhere; the others keep `grad=None`, so that
+        Adam skips them exactly as in a single process (a zero gradient would still move Adam's state). The count of
+        such parameters rides along and is checked at the next log, where the host waits anyway."""
         if self.world == 1: return
-        has = torch.tensor([float(p.grad is not None) for p in params], device=self.device)
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params] + [has])
+        params = [p for p in params if p.grad is not None]
+        count = torch.full((1,), float(len(params)), device=self.device)
+        flat = torch.cat([p.grad.flatten() for p in params] + [count])
         dist.all_reduce(flat)
-        grads, has = flat[:-len(params)] / self.world, flat[-len(params):]
-        for p, g, h in zip(params, grads.split([p.numel() for p in params]), has.tolist()):
-            p.grad = g.view_as(p) if h else None
+        self._agree &= flat[-1] == len(params) * self.world
+        for p, g in zip(params, (flat[:-1] / self.world).split([p.numel() for p in params])): p.grad = g.view_as(p)
     def _step(self, opt, params):
         self._sync(params); opt.step(); opt.zero_grad(set_to_none=True)
 
     # ----- the four phases
     def d_main(self, real_img, real_mask, stats):
+        "D's logistic loss on a fake and a real batch, one D graph in memory at a time (fake, then real)."
+        params = [p for p in self.d_params if p.requires_grad]
         for r, d in enumerate(self._draw(self.batch_rank)):
             s = slice(r * self.batch_gpu, (r + 1) * self.batch_gpu)
             with torch.no_grad(), self._autocast(): fake = self.G.synthesis(self._wplus(d), noise=d['noise'])
-            with self._autocast():
-                lf = self.D(fake.image, fake.seg if self.use_mask else None).float()
-                lr = self.D(real_img[s], real_mask[s] if self.use_mask else None).float()
-            loss = F.softplus(lf).mean() + F.softplus(-lr).mean()
-            (loss / self.rounds).backward()
-            _acc(stats, d_loss=loss, real_score=lr.mean(), fake_score=lf.mean())
+            with self._autocast(): lf = self.D(fake.image, fake.seg if self.use_mask else None).float()
+            g_fake = _grads(F.softplus(lf).mean() / self.rounds, params)              # frees the fake pass's graph
+            with self._autocast(): lr = self.D(real_img[s], real_mask[s] if self.use_mask else None).float()
+            _accumulate(params, g_fake, _grads(F.softplus(-lr).mean() / self.rounds, params))
+            lf, lr = lf.detach(), lr.detach()
+            _acc(stats, d_loss=F.softplus(lf).mean() + F.softplus(-lr).mean(), real_score=lr.mean(), fake_score=lf.mean())
         self._step(self.opt_d, self.d_params)
 
     def d_reg(self, real_img, real_mask, stats):
+        "R1 on the real batch: image branch and (unless image-only) mask branch, separate or coupled (`r1_mode`)."
         tc = self.tc
         for r in range(self.rounds):
             s = slice(r * self.batch_gpu, (r + 1) * self.batch_gpu)
             img = real_img[s].detach().requires_grad_(True)
-            mask = real_mask[s].detach().requires_grad_(True) if self.use_mask else None
-            fi, fs = self.D.branches(img, mask)
-            if mask is None:
-                g_img, = torch.autograd.grad(self.D.head(fi).sum(), img, create_graph=True); g_seg = None
-            elif tc.r1_mode == 'separate':  # one double backward for both; each head sees the other branch detached
-                heads = self.D.head(fi + fs.detach()).sum() + self.D.head(fi.detach() + fs).sum()
-                g_img, g_seg = torch.autograd.grad(heads, [img, mask], create_graph=True)
-            else:
-                g_img, g_seg = torch.autograd.grad(self.D.head(fi + fs).sum(), [img, mask], create_graph=True)
-            r1_img = g_img.square().flatten(1).sum(1).mean()
-            r1_seg = g_seg.square().flatten(1).sum(1).mean() if g_seg is not None else torch.zeros_like(r1_img)
-            loss = (tc.r1_img / 2 * r1_img + tc.r1_seg / 2 * r1_seg) * tc.d_reg_every
-            (loss / self.rounds).backward()
-            _acc(stats, r1_img=r1_img, **({'r1_seg': r1_seg} if g_seg is not None else {}))
+            if not self.use_mask:
+                _, r1_img, loss = self._r1(img, False, 0., tc.r1_img)
+                loss.backward(); _acc(stats, r1_img=r1_img)
+            elif tc.r1_mode == 'separate': _acc(stats, **self._r1_separate(img, real_mask[s]))
+            else: _acc(stats, **self._r1_coupled(img, real_mask[s].detach().requires_grad_(True)))
         self._step(self.opt_d, self.d_params)
+
+    def _r1(self, x, is_mask, other, weight):
+        """R1 of one branch: D's gradient with respect to that branch's input `x`, the other branch's 4x4 features
+        `other` held constant. Returns (the branch's features, the penalty, the penalty's term of the loss)."""
+        f = self.D.branch(x, is_mask)
+        g, = torch.autograd.grad(self.D.head(f + other).sum(), x, create_graph=True)
+        penalty = g.square().flatten(1).sum(1).mean()
+        return f.detach(), penalty.detach(), weight / 2 * penalty * self.tc.d_reg_every / self.rounds
+
+    def _r1_separate(self, img, mask):
+        "R1 of each branch with the other's features held constant, one branch's graph in memory at a time."
+        params = [p for p in self.d_params if p.requires_grad]
+        with torch.no_grad(): fs = self.D.branch(mask, mask=True)
+        fi, r1_img, loss = self._r1(img, False, fs, self.tc.r1_img)
+        g_img = _grads(loss, params)                                              # frees the image branch's graph
+        _, r1_seg, loss = self._r1(mask.detach().requires_grad_(True), True, fi, self.tc.r1_seg)
+        _accumulate(params, g_img, _grads(loss, params))
+        return dict(r1_img=r1_img, r1_seg=r1_seg)
+
+    def _r1_coupled(self, img, mask):
+        "The official coupling: one head on both branches; each penalty reaches both branches."
+        fi, fs = self.D.branches(img, mask)
+        g_img, g_seg = torch.autograd.grad(self.D.head(fi + fs).sum(), [img, mask], create_graph=True)
+        r1_img, r1_seg = (g.square().flatten(1).sum(1).mean() for g in (g_img, g_seg))
+        ((self.tc.r1_img / 2 * r1_img + self.tc.r1_seg / 2 * r1_seg) * self.tc.d_reg_every / self.rounds).backward()
+        return dict(r1_img=r1_img, r1_seg=r1_seg)
 
     def g_main(self, stats):
         self.D.requires_grad_(False)
@@ -303,6 +326,20 @@ class Trainer:
 
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()
+
+def _grads(loss, params):
+    "Gradients of `loss` for `params` (None for those it does not use); frees the graph."
+    return torch.autograd.grad(loss, params, allow_unused=True)
+
+def _accumulate(params, *grads):
+    """Add gradients from several `autograd.grad` calls (None: unused) to `params`' `.grad`, summed first as one
+    backward of the summed losses would sum them: rounds in one process and many processes then add the same
+    numbers in the same order (`tests/test_train.py` checks they agree to 1e-4 of a step)."""
+    for p, *gs in zip(params, *grads):
+        gs = [g for g in gs if g is not None]
+        if not gs: continue
+        g = gs[0] if len(gs) == 1 else sum(gs[1:], gs[0])
+        p.grad = g if p.grad is None else p.grad + g
 
 # %% ../nbs/12_train.ipynb #fbde088e
 def _ckpts(out): return sorted((Path(out) / 'checkpoints').glob('[0-9]*.pt'))
@@ -399,6 +436,9 @@ class Run:
         return last
 
     def _check_finite(self):
+        if not bool(self.tr._agree):
+            raise RuntimeError(f'step {self.tr.step}: the processes disagree on which parameters have gradients, so '
+                               'their gradients were not averaged correctly; please report this with your command')
         if not bool(self.tr._finite):
             ck = latest_checkpoint(self.out)
             raise NonFiniteLoss(f'non-finite loss by step {self.tr.step}: the run stopped and wrote nothing more; '
@@ -520,6 +560,7 @@ def cmd_train(args):
               progress=not args.quiet, log=(lambda *a: print(*a, file=sys.stderr)) if not args.quiet else (lambda *a: None))
     try:
         last = run.fit(args.steps, args.minutes)
+        if world > 1: dist.barrier()                   # rank 0 writes the final files: the others wait for it
     finally:
         if world > 1: dist.destroy_process_group()
     if rank == 0 and not args.quiet:
@@ -590,8 +631,8 @@ class _OfficialD:
         x = self._layer(branch[0], x)
         for b in branch[1:]: x = (self._layer(b.conv2, self._layer(b.conv1, x)) + self._layer(b.skip, x)) / math.sqrt(2)
         return x
-    def branches(self, image, seg=None):
-        return self._branch(self.D.convs_img, image), None if seg is None else self._branch(self.D.convs_seg, seg)
+    def branch(self, x, mask=False): return self._branch(self.D.convs_seg if mask else self.D.convs_img, x)
+    def branches(self, image, seg=None): return self.branch(image), None if seg is None else self.branch(seg, True)
     def head(self, x): return self.D.head(x)
     def __call__(self, image, seg=None):
         fi, fs = self.branches(image, seg)

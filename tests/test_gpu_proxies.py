@@ -1,4 +1,5 @@
-"""CPU proxies for GPU properties: operation counts that a GPU pays per launch, checked without a GPU.
+"""CPU proxies for GPU properties: operation counts that a GPU pays per launch, and the activations autograd keeps
+(most of a step's GPU memory), checked without a GPU.
 
 On an H200 one R1 step took 22 s instead of 0.65 s because the second derivative of the depth-wise FIR filters ran
 one convolution per channel (9,896 launches). Seconds on a CPU hid it; counts do not."""
@@ -10,19 +11,34 @@ from semstylegan.data import to_model_inputs
 from semstylegan.train import Trainer, train_config
 from test_cli import run
 
-def _counts(max_channels, batch=2):
-    "Convolutions run by one R1 step and one path-length step of a 64 px model with the given channel cap."
+def _trainer(max_channels=512, batch=2, **kw):
+    "A 64 px model with the default channel table (512 channels at 4..32 px) or a lower cap, and a real batch."
     model = dict(size=64, coarse_size=32, max_channels=max_channels)
-    tr = Trainer(train_config('celebamask-256', model=model, batch=batch, workers=0, n_synthetic=16, amp='off'))
-    img, mask = to_model_inputs(tr.dataset[list(range(batch))], tr.cfg.n_classes)
+    tr = Trainer(train_config('celebamask-256', model=model, batch=batch, workers=0, n_synthetic=16, amp='off', **kw))
     tr.g_trainable()
+    return tr, *to_model_inputs(tr.dataset[list(range(batch))], tr.cfg.n_classes)
+
+def _regularisers(max_channels):
+    "Convolutions run by one R1 step and one path-length step."
+    tr, img, mask = _trainer(max_channels)
     return dict(r1=profile_ops(lambda: tr.d_reg(img, mask, {}))['convolutions'],
                 pl=profile_ops(lambda: tr.g_reg({}))['convolutions'])
 
 def test_regulariser_convolutions_do_not_grow_with_channels():
-    wide, narrow = _counts(512), _counts(32)       # the default channel table (512 channels at 4..32 px) and a cap of 32
-    assert wide == narrow, (wide, narrow)           # the per-channel loop made these 8,305 and 1,055 at 512
+    wide, narrow = _regularisers(512), _regularisers(32)
+    assert wide == narrow, (wide, narrow)           # the per-channel loop made these 8,308 and 1,055 at 512
     assert wide['r1'] <= 300 and wide['pl'] <= 100, wide
+
+def test_discriminator_phases_keep_one_graph():
+    "D's main phase holds one D graph at a time (fake, then real), and the separate R1 one branch at a time."
+    tr, img, mask = _trainer()
+    one_graph = profile_ops(lambda: tr.D(img, mask).sum().backward())['saved_peak_mb']
+    d_main = profile_ops(lambda: tr.d_main(img, mask, {}))['saved_peak_mb']
+    assert one_graph * 0.9 < d_main < one_graph * 1.1, (d_main, one_graph)
+    r1_separate = profile_ops(lambda: tr.d_reg(img, mask, {}))['saved_peak_mb']
+    tr.tc.r1_mode = 'official'
+    r1_coupled = profile_ops(lambda: tr.d_reg(img, mask, {}))['saved_peak_mb']
+    assert r1_separate < 0.65 * r1_coupled, (r1_separate, r1_coupled)
 
 def test_bench_train_default_batch(tmp_path):
     "`bench --what train` without --batch (it used to fail with a NameError): the recipe's batch, 4 at most on a CPU."

@@ -23,6 +23,7 @@ def _rank(rank, world, init_file, out):
         tr.train_step(tr.dataset[list(range(step * 4 + rank * n, step * 4 + (rank + 1) * n))])
     if rank == 0:
         torch.save({'G': tr.G.state_dict(), 'D': tr.D.state_dict(), 'G_ema': tr.G_ema.state_dict(), 'pl': tr.pl_mean}, out)
+    dist.barrier()              # leave together: a rank that tears gloo down while the other still works aborts (SIGABRT)
     dist.destroy_process_group()
 
 def test_ddp_two_processes_equal_one(tmp_path):
