@@ -105,8 +105,9 @@ def time_fn(fn, warmup=1, repeat=3, device='cpu'):
     return sorted(ts)[len(ts) // 2]
 
 def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', repeat=3, reference=True, amp=None,
-              tune=True, log=print, profile=0):
-    "Time generator forward, and G+D forward+backward; returns a dict (see the chapter text). `profile=n`: top n ops."
+              tune=True, log=print, profile=0, compile=False):
+    """Time generator forward, and G+D forward+backward; returns a dict (see the chapter text). `profile=n`: top n
+    ops per pass; `compile`: also G forward through `torch.compile`."""
     if device == 'cpu' and threads: torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = preset(preset_name)
@@ -137,6 +138,13 @@ def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', re
             res[f'peak_memory_gb{tag}'] = torch.cuda.max_memory_allocated() / 2**30
         if profile:
             res[f'profile{tag}'] = dict(g_forward=profile_ops(fwd, device, profile), g_d_step=profile_ops(step, device, profile))
+        if compile:                                        # inference only: torch.compile cannot take a double backward
+            Gc = torch.compile(G)
+            def fwd_compiled():
+                with torch.no_grad(), ctx(): Gc(z, noise_mode='const')
+            t = time.perf_counter(); fwd_compiled(); res[f'compile_s{tag}'] = time.perf_counter() - t
+            res[f'g_forward_s_compiled{tag}'] = time_fn(fwd_compiled, repeat=repeat, device=device)
+            res[f'g_images_per_s_compiled{tag}'] = batch / res[f'g_forward_s_compiled{tag}']
     if reference:
         noise = G.render.make_noise('const')
         def ref():

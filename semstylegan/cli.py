@@ -58,11 +58,12 @@ def cmd_sample(args):
     gen = torch.Generator().manual_seed(args.seed)
     z = torch.randn(args.n, G.cfg.style_dim, generator=gen).to(dev)
     w_avg = G.mean_w() if args.truncation != 1 else None
-    outs = []
-    with torch.no_grad():
+    outs, bf16 = [], args.amp == 'bf16' or (args.amp == 'auto' and torch.device(dev).type == 'cuda')
+    if args.compile: G = torch.compile(G)                  # pays off for many samples (one-off compile time)
+    with torch.no_grad(), torch.autocast(torch.device(dev).type, torch.bfloat16, enabled=bf16):
         for zb in z.split(args.batch):
             o = G(zb, truncation=args.truncation, w_avg=w_avg, noise_mode=args.noise)
-            outs.append((o.image.cpu(), o.seg.cpu(), o.wplus.cpu()))
+            outs.append((o.image.float().cpu(), o.seg.float().cpu(), o.wplus.float().cpu()))
     images, segs, wplus = (torch.cat(t) for t in zip(*outs))
     out = Path(args.out)
     save_image(image_mask_grid(images, segs, ncol=args.ncol), out / 'grid.png')
@@ -97,7 +98,7 @@ def cmd_bench(args):
         from semstylegan.bench import run_bench
         res = run_bench(args.preset or 'celebamask-256', args.batch or 4, args.threads, _device(args.device), args.repeat,
                         reference=not args.no_reference, tune=not args.no_malloc_tuning,
-                        log=print if args.verbose else (lambda *a: None), profile=args.profile)
+                        log=print if args.verbose else (lambda *a: None), profile=args.profile, compile=args.compile)
     elif args.what == 'loader': res = _bench_loader(args)
     elif args.what == 'train': res = _bench_train(args)
     elif args.what == 'explore': res = _bench_explore(args)
@@ -196,6 +197,9 @@ def make_parser():
     s.add_argument('--seed', type=int, default=0); s.add_argument('--truncation', type=float, default=1.0)
     s.add_argument('--noise', default='const', choices=['const', 'random', 'zero'])
     s.add_argument('--batch', type=int, default=8); s.add_argument('--ncol', type=int, default=4)
+    s.add_argument('--amp', default='auto', choices=['auto', 'off', 'bf16'],
+                   help="bf16 autocast ('auto': on CUDA; off on CPU, where bf16 is often emulated)")
+    s.add_argument('--compile', action='store_true', help='torch.compile the generator first (for many samples)')
     s.add_argument('--out', type=Path, default=Path('samples'), help='output folder (default ./samples)')
     s.set_defaults(fn=cmd_sample)
     s = sub.add_parser('convert', help='official checkpoint <-> semstylegan checkpoint')
@@ -212,6 +216,7 @@ def make_parser():
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS))
     s.add_argument('--batch', type=_positive, help='batch size (default: model 4; train the recipe\'s on CUDA, 4 on CPU; '
                                                    'loader and synthetic 32)')
+    s.add_argument('--compile', action='store_true', help='model: also time G forward through torch.compile')
     s.add_argument('--profile', type=_positive, default=0, metavar='N',
                    help='model, train: per phase, convolutions, kernel launches, host syncs and the top N ops')
     s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)'); s.add_argument('--device', default='cpu')

@@ -48,3 +48,22 @@ def test_bench_train_default_batch(tmp_path):
     assert res['ours']['batch'] == res['official']['batch'] == 4
     assert res['speedup'] > 0 and set(res['ours']['profile']) == {'d_main', 'd_reg', 'g_main', 'g_reg'}
     assert 0 < res['ours']['profile']['d_reg']['convolutions'] <= 300
+
+def test_training_step_never_reads_a_tensor_on_the_host(monkeypatch):
+    """Our code never reads a tensor's value during a step (`.item()`, `bool(t)`, `.tolist()`, `.cpu()`...): on a GPU
+    each read makes the host wait for the device. (torch.optim's reads of its CPU step counters do not wait.)"""
+    import sys
+    tr, _, _ = _trainer(max_channels=32)
+    batch = tr.dataset[list(range(2))]
+    tr.train_step(batch)                                          # step 0: all four phases, regularisers included
+    reads = []
+    for name in ('item', 'tolist', 'cpu', 'numpy', '__bool__', '__float__', '__int__', '__index__'):
+        real = getattr(torch.Tensor, name)
+        def spy(self, *a, real=real, name=name, **kw):
+            caller = sys._getframe(1).f_code.co_filename
+            if 'semstylegan' in caller: reads.append(f'{name} in {caller}:{sys._getframe(1).f_lineno}')
+            return real(self, *a, **kw)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    tr.step = 0
+    tr.train_step(batch)
+    assert reads == [], reads
