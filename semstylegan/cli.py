@@ -15,6 +15,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
                                     generator_ours_to_official, discriminator_ours_to_official, load_generator)
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
+from .train import resolve_device
 
 # %% ../nbs/09_cli.ipynb #84340035
 def _model_args(p):
@@ -23,7 +24,7 @@ def _model_args(p):
     g.add_argument('--preset', default=None, choices=list(PRESETS), help='untrained model from a preset (default: tiny)')
     p.add_argument('--device', default='auto', help="'cpu', 'cuda', 'cuda:1' or 'auto' (default)")
 
-def _device(name): return ('cuda' if torch.cuda.is_available() else 'cpu') if name == 'auto' else name
+def _device(name): return str(resolve_device(name))
 
 def _load(args, which=('g_ema', 'g', 'd')):
     if args.ckpt is not None: return load_checkpoint(args.ckpt, which)

@@ -427,7 +427,8 @@ def _run_edit(fn):
     def run(args):
         from semstylegan.checkpoint import load_generator
         from semstylegan.demo import pretrained_path
-        device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        from semstylegan.train import resolve_device
+        device = resolve_device(args.device)
         G = load_generator(args.ckpt or pretrained_path()).eval().to(device)
         args.out.mkdir(parents=True, exist_ok=True)
         msg = fn(args, G)

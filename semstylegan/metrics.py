@@ -406,7 +406,8 @@ def add_eval_args(p):
 
 def cmd_eval(args):
     "Run one evaluation and write OUT/<metric>.json (+ figures); prints the headline numbers."
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    from semstylegan.train import resolve_device
+    device = resolve_device(args.device)
     prog = not args.quiet
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     src = Path(args.ckpt)

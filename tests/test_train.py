@@ -1,5 +1,5 @@
 """Training: multi-process equivalence (gloo), kill and resume through the CLI, bad settings."""
-import os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -76,6 +76,8 @@ def test_kill_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     assert safe_load(sorted((out / 'checkpoints').glob('[0-9]*.pt'))[-1])['step'] == step + 2
     assert (out / 'final.safetensors').exists()
+    steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == step + 2, steps     # no step logged twice after the resume
 
 def test_train_bad_settings(tmp_path):
     r = subprocess.run(cli('train', '--out', tmp_path / 'x', '--set', 'r1_sge=3'), capture_output=True, text=True)
@@ -84,6 +86,12 @@ def test_train_bad_settings(tmp_path):
     assert r.returncode == 1 and 'not a prepared dataset' in r.stderr
     r = subprocess.run(cli('train', '--print-config', '--set', 'lr=0.01'), capture_output=True, text=True)
     assert r.returncode == 0 and 'lr               0.01' in r.stdout
+    for args, message in [(('--resume',), 'no run to resume here'), (('--steps', '-5'), '--steps -5: must be at least 1'),
+                          (('--set', 'ema_decay=2'), 'ema_decay=2.0 must be in'), (('--minutes', '0'), '--minutes 0.0'),
+                          (('--device', 'gpu'), "'gpu' is not a device"), (('--batch', '0'), 'batch=0 must be at least 1')]:
+        r = subprocess.run(cli('train', '--out', tmp_path / 'typo', '-q', *args), capture_output=True, text=True)
+        assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+        assert not (tmp_path / 'typo').exists(), args                       # nothing written
 
 def test_shipped_checkpoint_is_trained(tmp_path):
     """The packaged tiny checkpoint loads, is the tiny preset, and draws faces: a face part at the centre of most samples."""
