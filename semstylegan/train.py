@@ -153,6 +153,10 @@ class Trainer:
         self.batch_gpu = tc.batch_gpu or self.batch_rank
         if self.batch_rank % self.batch_gpu: raise ValueError(f'batch per process {self.batch_rank} must be a multiple of batch_gpu={self.batch_gpu}')
         self.rounds = self.batch_rank // self.batch_gpu
+        size = tc.model_config().size
+        self.dataset = dataset if dataset is not None else open_dataset(tc.data, size, 'train', tc.flip,
+                                                                        tc.n_synthetic, tc.seed)
+        tc.model = _classes_from_data(tc, self.dataset)            # recorded in train_config.json: resumes agree
         self.cfg = cfg = tc.model_config()
         torch.manual_seed(tc.seed)                                   # same initial weights on every process
         self.G, self.D = Generator(cfg), DualBranchDiscriminator(cfg)
@@ -177,7 +181,6 @@ class Trainer:
         if amp == 'bf16' and self.device.type == 'cpu' and not cpu_has_bf16():
             warnings.warn('amp=bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): bf16 is emulated there and '
                           'slower than float32; use --set amp=off')
-        self.dataset = dataset if dataset is not None else open_dataset(tc.data, cfg.size, 'train', tc.flip, tc.n_synthetic, tc.seed)
         if self.use_mask and not getattr(self.dataset, 'has_labels', True):
             raise ValueError(f'{tc.data}: image-only data; train with image_only=True (fine-tuning) or give labels')
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
@@ -187,8 +190,11 @@ class Trainer:
         m = load_checkpoint(path, ('g_ema', 'g', 'd'))
         if m['config'] != self.cfg:
             diff = {k: (v, getattr(self.cfg, k)) for k, v in m['config'].to_dict().items() if getattr(self.cfg, k) != v}
-            raise CheckpointError(f'{path}: its model differs from the configured one (file, config): {diff}; '
-                                  f'pick the matching preset or --set model.KEY=VALUE')
+            hint = 'pick the matching preset or --set model.KEY=VALUE'
+            if 'class_names' in diff:
+                hint = (f'the data has {self.cfg.n_classes} classes and the checkpoint {m["config"].n_classes}: '
+                        "prepare the data with the checkpoint's classes, or fine-tune on its images alone (--image-only)")
+            raise CheckpointError(f'{path}: its model differs from the configured one (file, config): {diff}; {hint}')
         self.G.load_state_dict(m['g' if 'g' in m else 'g_ema'].state_dict())
         if 'd' in m: self.D.load_state_dict(m['d'].state_dict())
         self._init_ema = m['g_ema' if 'g_ema' in m else 'g'].state_dict()
@@ -349,6 +355,19 @@ class Trainer:
         self.step += 1
         self._finite &= torch.stack([v for v in stats.values()]).isfinite().all()
         return stats
+
+def _classes_from_data(tc, dataset):
+    """The model settings with the classes of labelled training data (a custom dataset brings its own): the data's
+    class map decides `n_classes` and `class_names`, unless set explicitly, where a mismatch is an error."""
+    classmap = getattr(dataset, 'classmap', None)
+    if tc.image_only or classmap is None or not getattr(dataset, 'has_labels', True): return tc.model
+    names, cfg = tuple(classmap.names), tc.model_config()
+    if cfg.class_names == names: return tc.model
+    if {'n_classes', 'class_names'} & set(tc.model):
+        raise ValueError(f'{tc.data}: the data has {len(names)} classes {names}, but the model is set to '
+                         f'{cfg.n_classes} {cfg.class_names}; leave out --set model.n_classes/class_names '
+                         "to take the data's")
+    return {**tc.model, 'n_classes': len(names), 'class_names': names, 'transparent_classes': classmap.transparent}
 
 def _acc(stats, **kw):
     for k, v in kw.items(): stats[k] = stats.get(k, 0) + v.detach().float()

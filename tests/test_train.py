@@ -134,3 +134,37 @@ def test_bf16_warns_without_native_bf16(monkeypatch):
     import semstylegan.train as T
     monkeypatch.setattr(T, 'cpu_has_bf16', lambda: False)
     with pytest.warns(UserWarning, match='emulated'): Trainer(small_tc(amp='bf16'))
+
+def _three_class_data(root, n=8, size=32):
+    "A prepared folder of n images with 3-class PNG label maps (background, left half, right half)."
+    import numpy as np
+    from PIL import Image
+    from semstylegan import data
+    for d in ('images', 'labels'): (root / d).mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        img = np.random.default_rng(k).integers(0, 255, (size, size, 3), dtype=np.uint8)
+        lab = np.zeros((size, size), np.uint8); lab[8:24, 4:16] = 1; lab[8:24, 16:28] = 2
+        Image.fromarray(img).save(root / 'images' / f'{k}.png'); Image.fromarray(lab).save(root / 'labels' / f'{k}.png')
+    (root / 'classes.json').write_text(json.dumps({'names': ['background', 'left', 'right']}))
+    src = data.ImageFolder(root / 'images', root / 'labels', root / 'classes.json', size=size)
+    data.prepare(src, root / 'prepared', workers=0)
+    return root / 'prepared'
+
+def test_model_classes_come_from_the_data(tmp_path):
+    "A custom dataset brings its classes; a model set to others, or an --init checkpoint with others, is a clear error."
+    from semstylegan.checkpoint import CheckpointError, save_checkpoint
+    from semstylegan.generator import Generator
+    folder = _three_class_data(tmp_path)
+    tr = Trainer(small_tc(data=str(folder), workers=0))
+    assert tr.cfg.n_classes == 3 and tr.cfg.class_names == ('background', 'left', 'right')
+    assert tr.tc.model['n_classes'] == 3 and tr.G.render.to_segs[0].conv.weight.shape[0] == 3
+    stats = tr.train_step(tr.dataset[list(range(4))])
+    assert all(torch.isfinite(v) for v in stats.values())
+    with pytest.raises(ValueError, match="the data has 3 classes .* but the model is set to 13"):
+        Trainer(small_tc(data=str(folder), model={**SMALL, 'n_classes': 13}))
+    thirteen = Trainer(small_tc())                                   # the synthetic faces: 13 classes
+    save_checkpoint(tmp_path / 'c13.safetensors', thirteen.cfg, g_ema=thirteen.G_ema, g=thirteen.G, d=thirteen.D)
+    with pytest.raises(CheckpointError, match='the data has 3 classes and the checkpoint 13'):
+        Trainer(small_tc(data=str(folder), init=str(tmp_path / 'c13.safetensors')))
+    ft = Trainer(small_tc(data=str(folder), init=str(tmp_path / 'c13.safetensors'), image_only=True))
+    assert ft.cfg.n_classes == 13                                     # fine-tuning on images keeps the checkpoint's
