@@ -407,7 +407,12 @@ def save_training(tr, out):
     "Write `checkpoints/{step:06d}.pt` atomically and keep the last `keep`."
     path = Path(out) / 'checkpoints' / f'{tr.step:06d}.pt'
     state = _state(tr)
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    try: atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except (OSError, RuntimeError) as e:                              # a full disk, a quota, a vanished volume
+        if _loader_died(e): raise
+        raise OSError(f'{path}: could not write the checkpoint ({str(e).splitlines()[0]}); nothing was lost, the last '
+                      f'whole checkpoint is {latest_checkpoint(out) or "none"}: free space on {Path(out).resolve()} '
+                      'or move the run folder, then run the same command with --resume') from None
     for old in _ckpts(out)[:-max(1, tr.tc.keep)]: old.unlink()
     return path
 
@@ -461,6 +466,14 @@ class Run:
 
     def fit(self, steps=None, minutes=None):
         "Train until `steps` (default: the config's) or `minutes` of wall time; returns the last metrics."
+        try: return self._fit(steps, minutes)
+        except RuntimeError as e:     # PyTorch raises it wherever the main process is when a worker's death is noticed
+            if not _loader_died(e): raise
+            raise OSError(f'step {self.tr.step}: a data loader worker died ({str(e).splitlines()[0]}); the last whole '
+                          f'checkpoint is {latest_checkpoint(self.out) or "none"}: run the same command with --resume '
+                          '(with fewer --workers if the machine ran out of memory)') from None
+
+    def _fit(self, steps, minutes):
         from tqdm.auto import tqdm
         tr, tc = self.tr, self.tc
         _check_length(steps, minutes)
@@ -539,6 +552,8 @@ class Run:
         "final.safetensors (G_ema, G, D, config) and the loss plot."
         save_checkpoint(self.out / 'final.safetensors', self.tr.cfg, g_ema=self.tr.G_ema, g=self.tr.G, d=self.tr.D)
         if (self.out / 'metrics.jsonl').exists(): plot_losses(self.out / 'metrics.jsonl', self.out / 'losses.png')
+
+def _loader_died(e): return 'DataLoader worker' in str(e)
 
 def _check_length(steps, minutes):
     "A run's length from `--steps`/`--minutes`: positive, or None for the default."

@@ -168,3 +168,44 @@ def test_model_classes_come_from_the_data(tmp_path):
         Trainer(small_tc(data=str(folder), init=str(tmp_path / 'c13.safetensors')))
     ft = Trainer(small_tc(data=str(folder), init=str(tmp_path / 'c13.safetensors'), image_only=True))
     assert ft.cfg.n_classes == 13                                     # fine-tuning on images keeps the checkpoint's
+
+@pytest.fixture
+def small_disk(tmp_path):
+    "A 5 MiB tmpfs (root and Linux only): room for two checkpoints of the small model (2 MB each), not three."
+    mnt = tmp_path / 'disk'; mnt.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=5m', 'tmpfs', str(mnt)], capture_output=True, text=True)
+    if r.returncode: pytest.skip(f'cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
+    yield mnt
+    subprocess.run(['umount', '-l', str(mnt)])
+
+def test_full_disk_at_checkpoint(small_disk):
+    "The disk fills up at a checkpoint: a message naming the last whole checkpoint and --resume, exit 1, nothing lost."
+    from semstylegan.checkpoint import safe_load
+    out = small_disk / 'run'
+    r = subprocess.run(cli('train', '--preset', 'tiny', '--out', out, '--steps', 40, '--batch', 4, '-q', *SMALL_SET,
+                           '--set', 'ckpt_every=1', '--set', 'keep=1000', '--set', 'sample_every=1000',
+                           '--set', 'n_synthetic=64', '--workers', 0), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and 'could not write the checkpoint' in r.stderr and '--resume' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    ckpts = sorted((out / 'checkpoints').glob('*.pt'), key=lambda p: int(p.stem))
+    assert ckpts and f'the last whole checkpoint is {ckpts[-1]}' in r.stderr
+    assert safe_load(ckpts[-1])['step'] == len(ckpts)                  # the last one named is whole
+    assert not list((out / 'checkpoints').glob('.*.tmp'))                # no partial file left behind
+
+def test_killed_loader_worker_gives_a_resume_hint(tmp_path):
+    "A data loader worker killed mid-run (as the OOM killer would): exit 1, a message with --resume, no traceback."
+    out = tmp_path / 'run'
+    p = subprocess.Popen(cli('train', '--preset', 'tiny', '--out', out, '--steps', 100000, '--batch', 4, '-q', *SMALL_SET,
+                             '--set', 'ckpt_every=2', '--set', 'sample_every=100000', '--set', 'n_synthetic=64',
+                             '--workers', 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / 'checkpoints').glob('*.pt')): time.sleep(0.2)
+    children = Path(f'/proc/{p.pid}/task/{p.pid}/children')
+    if not children.exists(): p.kill(); pytest.skip('needs /proc/PID/task/PID/children (Linux)')
+    workers = [int(c) for c in children.read_text().split()]
+    assert workers, 'no loader workers found'
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and 'a data loader worker died' in err and '--resume' in err, err
+    assert 'Traceback' not in err
