@@ -77,6 +77,9 @@ def cmd_sample(args):
 
 def cmd_convert(args):
     "Convert an official checkpoint to ours, or ours to the official format."
+    if args.to == 'official' and Path(args.out).suffix == '.safetensors':
+        raise ValueError(f'--out {args.out}: official checkpoints are torch (pickle) files, not safetensors; '
+                         f'use --out {Path(args.out).with_suffix(".pt")}')
     m = load_checkpoint(args.src)
     cfg, out = m['config'], Path(args.out)
     models = {k: m[k] for k in ('g_ema', 'g', 'd') if k in m}
@@ -194,10 +197,10 @@ def make_parser():
     s = sub.add_parser('info', help='configuration, parameter counts and latent layout'); _model_args(s)
     s.add_argument('--json', action='store_true', help='machine-readable output'); s.set_defaults(fn=cmd_info)
     s = sub.add_parser('sample', help='sample images and masks'); _model_args(s)
-    s.add_argument('-n', type=int, default=8, help='number of samples (default 8)')
+    s.add_argument('-n', type=_positive, default=8, help='number of samples (default 8)')
     s.add_argument('--seed', type=int, default=0); s.add_argument('--truncation', type=float, default=1.0)
     s.add_argument('--noise', default='const', choices=['const', 'random', 'zero'])
-    s.add_argument('--batch', type=int, default=8); s.add_argument('--ncol', type=int, default=4)
+    s.add_argument('--batch', type=_positive, default=8); s.add_argument('--ncol', type=_positive, default=4)
     s.add_argument('--amp', default='auto', choices=['auto', 'off', 'bf16'],
                    help="bf16 autocast ('auto': on CUDA; off on CPU, where bf16 is often emulated)")
     s.add_argument('--compile', action='store_true', help='torch.compile the generator first (for many samples)')
@@ -286,7 +289,8 @@ def main(argv=None):
         print(f'semstylegan {args.command}: error: {e}', file=sys.stderr)
         return 3
     except (CheckpointError, ValueError, KeyError, OSError, ImportError) as e:
-        print(f'semstylegan {args.command}: error: {e}', file=sys.stderr)
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e      # str(KeyError) would quote the message
+        print(f'semstylegan {args.command}: error: {message}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         again = {'prepare': '; run the same command again to resume',

@@ -9,14 +9,14 @@ __all__ = ['CELEBAMASK', 'IMAGE_EXTS', 'CELEBAMASK_PARTS', 'MANIFEST_FORMAT', 'D
            'to_model_inputs', 'open_dataset', 'loader_speed']
 
 # %% ../nbs/11_data.ipynb #b757a176
-import json, os, shutil, hashlib, signal, time, sys
+import json, os, shutil, hashlib, signal, time, sys, ctypes
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import multiprocessing as mp
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from .latent import CELEBAMASK_CLASSES
 from .synthetic import synthetic_faces, ATTRIBUTES
 from .viz import palette, from_uint8
@@ -28,6 +28,17 @@ class DataError(ValueError):
         self.path, self.problem, self.fix = str(path), problem, fix
         super().__init__(f'{path}: {problem}' + (f'; {fix}' if fix else ''))
 
+def _class_names(names):
+    "2 to 256 distinct non-empty strings, as a tuple; anything else is a ValueError saying what to write."
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise ValueError(f'"names" must be a list of class names such as ["background", "skin"], got {names!r:.60}')
+    if not 1 < len(names) <= 256: raise ValueError(f'"names" must list 2 to 256 classes, got {len(names)}')
+    odd = [n for n in names if not isinstance(n, str) or not n]
+    if odd: raise ValueError(f'"names" must be non-empty strings, got {odd[:5]}')
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup: raise ValueError(f'duplicate class names {dup}: each class needs its own name')
+    return tuple(names)
+
 @dataclass
 class ClassMap:
     "Class names, colours, transparent classes, raw-value remapping and left/right pairs."
@@ -37,9 +48,8 @@ class ClassMap:
     remap: dict = field(default_factory=dict)
     flip_pairs: tuple = ()
     def __post_init__(self):
-        self.names = tuple(self.names)
+        self.names = _class_names(self.names)
         K = len(self.names)
-        if not 1 < K <= 256: raise ValueError(f'a class map needs 2 to 256 classes, got {K}')
         self.colours = tuple(tuple(int(v) for v in c) for c in (self.colours or palette(K).tolist()))
         self.transparent = tuple(int(t) for t in self.transparent)
         self.remap = {int(k): int(v) for k, v in self.remap.items()}
@@ -80,10 +90,14 @@ CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=(10, 12))
 
 # %% ../nbs/11_data.ipynb #f5830200
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
+_LOSSY_LABEL_EXTS = ('.jpg', '.jpeg')
+_LOSSY_LABEL_FIX = 'JPEG compression changes class ids at region edges: save label maps as PNG'
 
-def _open(path, what):
+def _open(path, what, upright=False):
+    "Open and decode; `upright` turns the pixels as the EXIF orientation tag says."
     try:
         im = Image.open(path); im.load()
+        if upright: ImageOps.exif_transpose(im, in_place=True)
         return im
     except FileNotFoundError: raise DataError(path, f'missing {what}') from None
     except Image.DecompressionBombError as e: raise DataError(path, f'{what} too large ({e})') from None
@@ -95,8 +109,8 @@ def _as_array16(im):
     return np.asarray(im.convert('I') if im.mode not in ('L', 'P', '1') else im).astype(np.int64)
 
 def read_image(path):
-    "(H, W, 3) uint8 RGB; grayscale, 16-bit and alpha handled (alpha over white)."
-    im = _open(path, 'image')
+    "(H, W, 3) uint8 RGB as viewers show it (EXIF orientation applied); grayscale, 16-bit, alpha (over white) handled."
+    im = _open(path, 'image', upright=True)
     if im.mode.startswith('I;16') or im.mode == 'I':
         a = _as_array16(im)
         # 16-bit files are scaled to 8 bits whatever their range (a dark 16-bit image stays dark); 32-bit 'I' images
@@ -112,6 +126,7 @@ def read_image(path):
 def read_label(path, classmap=CELEBAMASK):
     "(H, W) uint8 class ids; values that are not classes raise a DataError naming them."
     im = _open(path, 'label')
+    if im.format in ('JPEG', 'MPO'): raise DataError(path, 'label map is a lossy JPEG file', _LOSSY_LABEL_FIX)
     if im.mode in ('RGB', 'RGBA'):
         a = np.asarray(im.convert('RGB')).astype(np.int64)
         if (a == a[..., :1]).all(): raw = a[..., 0]
@@ -159,6 +174,39 @@ def paint_parts(masks, shape):
         if part in masks: out[masks[part]] = cls
     return out
 
+def _same_aspect(a, b):
+    "Whether (H, W) shapes `a` and `b` show the same frame: scaled to one height, widths within about a pixel."
+    return abs(a[1] * b[0] - b[1] * a[0]) <= max(a[0], b[0])
+
+def _visible(entries):
+    "Directory entries whose names do not start with '.', by name."
+    return sorted((e for e in entries if not e.name.startswith('.')), key=lambda e: e.name)
+
+# %% ../nbs/11_data.ipynb #145097eb
+def _celeba_images(img_dir, problems):
+    "{id: file} of the {id}.jpg images; a second file for an id (5.JPG beside 5.jpg, 05.jpg) is a problem of that id."
+    images = {}
+    for p in _visible(img_dir.iterdir()):
+        if p.suffix.lower() != '.jpg' or not p.stem.isdigit(): continue
+        i = int(p.stem)
+        if i in images: problems[i] = DataError(p, f'a second image for id {i} (also {images[i]})', 'keep one of them')
+        images.setdefault(i, p)
+    return images
+
+def _celeba_parts(anno_dir, problems):
+    "{id: {part: file}} of the part masks in the visible subfolders; a part given twice is a problem of its id."
+    parts = {}
+    for sub in _visible(p for p in anno_dir.iterdir() if p.is_dir()):
+        for f in _visible(os.scandir(sub)):
+            stem, _, part = f.name[:-4].partition('_')
+            if not f.name.endswith('.png') or not stem.isdigit(): continue
+            i, have = int(stem), parts.setdefault(int(stem), {})
+            if part in have:
+                problems[i] = DataError(f.path, f'part {part} of id {i} given twice (also {have[part]})', 'keep one')
+            have.setdefault(part, f.path)
+    return parts
+
+# %% ../nbs/11_data.ipynb #af7ea881
 class CelebAMaskHQ:
     "CelebAMask-HQ from its published layout: ids < 28,000 train, the rest test."
     has_labels, attr_names = True, ()
@@ -168,21 +216,21 @@ class CelebAMaskHQ:
         for d in (self.img_dir, self.anno_dir):
             if not d.is_dir(): raise DataError(self.root, f'not a CelebAMask-HQ folder: {d.name}/ is missing',
                                                'point to the folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/')
-        self.ids = sorted(int(p.stem) for p in self.img_dir.iterdir() if p.suffix.lower() == '.jpg' and p.stem.isdigit())
+        self.problems = {}   # id -> DataError found while scanning (skipped with --skip-bad)
+        self.images = _celeba_images(self.img_dir, self.problems)
+        self.ids = sorted(self.images)
         if not self.ids: raise DataError(self.img_dir, 'no {id}.jpg images found')
-        self.parts = {}
-        for sub in self.anno_dir.iterdir():
-            if not sub.is_dir(): continue
-            for f in os.scandir(sub):
-                stem, _, part = f.name[:-4].partition('_')
-                if f.name.endswith('.png') and stem.isdigit(): self.parts.setdefault(int(stem), []).append((part, f.path))
+        self.parts = _celeba_parts(self.anno_dir, self.problems)
+        self.unmatched = {i: DataError(self._masks_of(i), f'part masks without an image: no {i}.jpg in {self.img_dir}')
+                          for i in sorted(set(self.parts) - set(self.images))}
+    def _masks_of(self, i): return self.anno_dir / str(i // 2000) / f'{i:05d}_*.png'
     def splits(self):
         return {'train': [i for i in self.ids if i < self.train_below], 'test': [i for i in self.ids if i >= self.train_below]}
     def describe(self): return dict(kind='celebamask-hq', root=str(self.root.resolve()), n=len(self.ids))
     def label(self, i):
         "The painted 13-class label map of id `i` at the mask resolution."
-        files = dict(self.parts.get(i, ()))
-        if not files: raise DataError(self.anno_dir / str(i // 2000) / f'{i:05d}_*.png', 'missing label: no part masks for this id')
+        files = self.parts.get(i, {})
+        if not files: raise DataError(self._masks_of(i), 'missing label: no part masks for this id')
         masks, shape = {}, None
         for part, path in files.items():
             if part not in dict(CELEBAMASK_PARTS): continue
@@ -190,26 +238,42 @@ class CelebAMaskHQ:
             if shape is not None and m.shape != shape:
                 raise DataError(path, f'part mask is {m.shape[1]}x{m.shape[0]}, other parts of id {i} are {shape[1]}x{shape[0]}')
             masks[part], shape = m, m.shape
-        where = self.anno_dir / str(i // 2000) / f'{i:05d}_*.png'
-        if shape is None: raise DataError(where, f'missing label: no known part names in {sorted(files)}')
+        if shape is None: raise DataError(self._masks_of(i), f'missing label: no known part names in {sorted(files)}')
         out = paint_parts(masks, shape)
-        if not out.any(): raise DataError(where, 'empty label: the part masks cover no pixel', 'check the masks or pass --skip-bad')
+        if not out.any():
+            raise DataError(self._masks_of(i), 'empty label: the part masks cover no pixel',
+                            'check the masks or pass --skip-bad')
         return out
-    def load_chunk(self, keys):
-        return [_try(lambda: (resize_square(read_image(self.img_dir / f'{i}.jpg'), self.size, Image.LANCZOS).transpose(2, 0, 1),
-                              resize_square(self.label(i), self.size, Image.NEAREST), None)) for i in keys]
+    def load(self, i):
+        "Image (3,S,S) and label (S,S) of id `i`; image and masks must have one aspect ratio to be cropped alike."
+        if i in self.problems: raise self.problems[i]
+        img, lab = read_image(self.images[i]), self.label(i)
+        (H, W), (h, w) = img.shape[:2], lab.shape
+        if not _same_aspect((H, W), (h, w)):
+            raise DataError(self.images[i], f'image is {W}x{H} but its part masks {self._masks_of(i)} are {w}x{h}: '
+                            'other aspect ratios, so the centre crops would not line up',
+                            'crop the image and its masks to one aspect ratio')
+        img = resize_square(img, self.size, Image.LANCZOS).transpose(2, 0, 1)
+        return img, resize_square(lab, self.size, Image.NEAREST), None
+    def load_chunk(self, keys): return [_try(lambda: self.load(i)) for i in keys]
 
 def _try(fn):
     try: return fn()
     except DataError as e: return e
 
 # %% ../nbs/11_data.ipynb #27b0cb40
+def _walk_visible(folder):
+    "Files under `folder`, recursively, leaving out hidden files and everything inside hidden folders."
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        yield from (Path(parent) / n for n in names if not n.startswith('.'))
+
 def image_files(path):
-    "The image files under `path` (recursive, sorted, hidden files skipped), or `[path]` when it is one file."
+    "The image files under `path` (recursive, sorted, hidden files and folders left out), or `[path]` for one file."
     path = Path(path)
     if path.is_file(): return [path]
     if not path.is_dir(): raise DataError(path, 'no such folder')
-    files = [p for p in sorted(path.rglob('*')) if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.')]
+    files = sorted(p for p in _walk_visible(path) if p.suffix.lower() in IMAGE_EXTS)
     if not files: raise DataError(path, f'empty: no image files ({", ".join(IMAGE_EXTS)}) found')
     return files
 
@@ -222,6 +286,13 @@ def _scan(folder):
         files[p.stem] = p
     return files, dup
 
+def _refuse_lossy_labels(folder, files):
+    "Label maps saved as JPEG are refused up front: every one of them has wrong class ids along its edges."
+    lossy = sorted(p for p in files if p.suffix.lower() in _LOSSY_LABEL_EXTS)
+    if lossy:
+        raise DataError(lossy[0], f'label map saved as lossy JPEG ({len(lossy)} JPEG labels in {folder})',
+                        _LOSSY_LABEL_FIX)
+
 class ImageFolder:
     "Images (and optionally label maps) paired by file stem."
     attr_names = ()
@@ -233,13 +304,16 @@ class ImageFolder:
         self.problems = {}   # stem -> DataError found while scanning (skipped with --skip-bad)
         for a, b in dup: self.problems[b.stem] = DataError(b, f'duplicate file stem (also {a})',
                                                            'images and labels are paired by name without extension: rename one')
+        self.unmatched = {}  # stem -> DataError of a label without an image (refused by prepare unless skip_bad)
         if self.has_labels:
             self.labels, ldup = _scan(self.labels_dir)
+            _refuse_lossy_labels(self.labels_dir, [*self.labels.values(), *(b for _, b in ldup)])
             for a, b in ldup: self.problems[b.stem] = DataError(b, f'duplicate label stem (also {a})', 'rename one')
             for s, p in self.images.items():
                 if s not in self.labels and s not in self.problems:
                     self.problems[s] = DataError(p, f'missing label: no {s}.* in {self.labels_dir}', 'add it or pass --skip-bad')
-            self.orphans = sorted(set(self.labels) - set(self.images))
+            self.unmatched = {s: DataError(self.labels[s], f'label without an image: no {s}.* in {self.images_dir}')
+                              for s in sorted(set(self.labels) - set(self.images))}
     def splits(self):
         stems = sorted(self.images)
         test = {s for s in stems if int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / 2**32 < self.test_frac}
@@ -279,9 +353,10 @@ def _write_json(path, obj):
     tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
 _SOURCE = None
-def _init_worker(src):
+def _init_worker(src, parent):
     global _SOURCE; _SOURCE = src; torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C reaches the whole process group: the main process handles it
+    _die_with_parent(parent)
 def _load_in_worker(keys): return _SOURCE.load_chunk(keys)
 
 def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False, progress=False):
@@ -292,6 +367,11 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
         raise DataError(out, 'already a prepared dataset', 'pass --overwrite to replace it, or choose another --out')
     if out.exists() and not (out / 'manifest.json').exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(out, 'exists and is not a prepared dataset', 'choose an empty or new --out')
+    if out.exists() and os.path.ismount(out):       # found now, not at the final rename after all the work
+        raise DataError(out, 'is a mount point: the dataset is built beside --out and renamed into place, which a '
+                        'mount point cannot be', f'give a folder inside it, such as {out / "data"}')
+    unmatched = getattr(source, 'unmatched', {})
+    if unmatched and not skip_bad: raise _unmatched_error(list(unmatched.values()))
     tmp = out.parent / f'.{out.name}.partial'
     try: tmp.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise DataError(out, f'cannot create the output ({e.strerror})', 'choose a writable --out') from None
@@ -342,7 +422,7 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
     try:
         if workers > 0 and len(todo) > 1:
             ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-            with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(source,)) as ex:
+            with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(source, os.getpid())) as ex:
                 try:
                     for (split, rows), res in zip(todo, ex.map(_load_in_worker, [[splits[s][r] for r in rows] for s, rows in todo])):
                         write(split, rows, res)
@@ -356,6 +436,9 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
 def _finalise(source, out, tmp, splits, arrays, skipped_log):
     skipped = [json.loads(l) for l in skipped_log.read_text().splitlines()] if skipped_log.exists() else []
     skipped = list({(b['split'], b['row']): b for b in skipped}.values())    # a chunk redone after an interruption logs twice
+    unmatched = [dict(split=None, row=None, key=k, file=e.path, problem=e.problem)
+                 for k, e in getattr(source, 'unmatched', {}).items()]   # labels without an image (with skip_bad)
+    skipped = unmatched + skipped
     K, S = source.classmap.n_classes, source.size
     man = dict(format=MANIFEST_FORMAT, version=1, resolution=source.size, classes=source.classmap.to_dict(),
                has_labels=source.has_labels, attr_names=list(source.attr_names), source=source.describe(),
@@ -412,6 +495,24 @@ def summary(man):
         lines += [f'{n[:10]:10s} {p:7.2%}  {q:6.1%}' for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
     return '\n'.join(lines)
 
+# %% ../nbs/11_data.ipynb #cf27932b
+_PR_SET_PDEATHSIG = 1
+
+def _die_with_parent(parent):
+    "Linux: have the kernel send this process SIGTERM when its parent dies (even by kill -9); a no-op elsewhere."
+    if not sys.platform.startswith('linux'): return
+    try: ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError): return
+    if os.getppid() != parent: os._exit(1)      # the parent died before the request was made: no signal will come
+
+def _unmatched_error(errors):
+    "One error for the files that pair with no item (labels without an image): how many, and the first five."
+    folder = os.path.commonpath([str(Path(e.path).parent) for e in errors])
+    names = [os.path.relpath(e.path, folder) for e in errors]
+    more = f' and {len(names) - 5} more' if len(names) > 5 else ''
+    return DataError(folder, f'{len(names)} labels have no image: {", ".join(names[:5])}{more}',
+                     'add their images or remove the labels; --skip-bad goes on and lists them as skipped')
+
 # %% ../nbs/11_data.ipynb #73d7e766
 def _mirror_rows(t, rows):
     """Flip rows `rows` of a uint8 tensor (N, ..., W) along W, in place. Never on torch's thread pool: an OpenMP-parallel
@@ -443,6 +544,17 @@ class _Flip:
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)): raise IndexError(f'index out of range 0..{len(self) - 1}')
         return self._flip(self._get(idx % self.n), idx)
 
+_REPREPARE = 'the folder is damaged or was changed since it was prepared: run `semstylegan prepare` again (--overwrite)'
+
+def _read_manifest(mf):
+    "The manifest as a dict; a file that is not JSON or not a data manifest is a DataError naming it."
+    try: man = json.loads(mf.read_text())
+    except json.JSONDecodeError as e: raise DataError(mf, f'not valid JSON ({e})', _REPREPARE) from None
+    if not isinstance(man, dict) or man.get('format') != MANIFEST_FORMAT:
+        raise DataError(mf, 'not a semstylegan data manifest')
+    if not isinstance(man.get('splits'), dict): raise DataError(mf, 'the manifest has no "splits"', _REPREPARE)
+    return man
+
 class PreparedDataset(_Flip, torch.utils.data.Dataset):
     "A split of a prepared folder; uint8 tensors, memory-mapped."
     def __init__(self, path, split='train', flip=False):
@@ -451,20 +563,35 @@ class PreparedDataset(_Flip, torch.utils.data.Dataset):
         if not mf.exists():
             hint = ' (an interrupted preparation: run the same command again to finish it)' if (self.path.parent / f'.{self.path.name}.partial').exists() else ''
             raise DataError(self.path, f'not a prepared dataset: no manifest.json{hint}', 'make one with `semstylegan prepare`')
-        self.manifest = json.loads(mf.read_text())
-        if self.manifest.get('format') != MANIFEST_FORMAT: raise DataError(mf, 'not a semstylegan data manifest')
+        self.manifest = _read_manifest(mf)
         if split not in self.manifest['splits']:
             raise DataError(self.path, f'no split {split!r} (has {sorted(self.manifest["splits"])})')
         self.info = self.manifest['splits'][split]
-        self.n, self.size = self.info['count'], self.manifest['resolution']
-        self.classmap = ClassMap.from_dict(self.manifest['classes'])
+        try:
+            self.n, self.size = int(self.info['count']), int(self.manifest['resolution'])
+            self.classmap = ClassMap.from_dict(self.manifest['classes'])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(mf, f'damaged manifest ({type(e).__name__}: {e})', _REPREPARE) from None
         self.has_labels = 'labels' in self.info
         lut = self.classmap.flip_lut(); self.flip_lut = None if lut is None else torch.from_numpy(lut)
         self._mm = None
-    def _arrays(self):   # opened lazily, so a dataset pickles cheaply to loader workers
+        self._check_arrays()
+    def _arrays(self):   # reopened lazily after pickling, so a dataset pickles cheaply to loader workers
         if self._mm is None:
-            self._mm = {k: np.load(self.path / self.info[k], mmap_mode='r') for k in ('images', 'labels', 'attrs') if k in self.info}
+            self._mm = {k: self._open_array(k) for k in ('images', 'labels', 'attrs') if k in self.info}
         return self._mm
+    def _open_array(self, k):
+        f = self.path / self.info[k]
+        try: return np.load(f, mmap_mode='r')
+        except (OSError, ValueError) as e: raise DataError(f, f'cannot read the {k} array ({e})', _REPREPARE) from None
+    def _check_arrays(self):
+        "Rows, shapes and types as the manifest says (not so after a cut-short copy or an edited manifest)."
+        n, S, A = self.n, self.size, len(self.attr_names)
+        want = dict(images=((n, 3, S, S), 'uint8'), labels=((n, S, S), 'uint8'), attrs=((n, A), 'float32'))
+        for k, a in self._arrays().items():
+            if (a.shape, str(a.dtype)) != want[k]:
+                raise DataError(self.path / self.info[k], f'the {k} array is {a.shape} {a.dtype} '
+                                f'but manifest.json says {want[k][0]} {want[k][1]}', _REPREPARE)
     def __getstate__(self): return {**self.__dict__, '_mm': None}
     def _get(self, base):
         a = self._arrays()                                    # one fancy-indexed read (a copy) per array

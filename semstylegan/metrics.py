@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .checkpoint import atomic_write, load_generator, save_checkpoint, CheckpointError
+from .checkpoint import atomic_write, load_generator, save_checkpoint, safe_load, diagnose_file, CheckpointError
 from .data import open_dataset, make_loader, read_image, image_files, DataError
 from .latent import WPlus, truncate
 from .viz import to_uint8, from_uint8
@@ -81,6 +81,7 @@ class InceptionExtractor(FeatureExtractor):
         self.path = find_weights(path, INCEPTION_ENV, INCEPTION_FILE, INCEPTION_URL, 'Inception', '--inception')
         try: self.base = torch.jit.load(str(self.path), map_location=device).eval()
         except Exception as e:
+            if problem := diagnose_file(self.path): raise WeightsMissing(f'{self.path}: {problem}') from None
             raise WeightsMissing(f'{self.path}: not a TorchScript Inception file ({type(e).__name__}: {e}); '
                                  f'download {INCEPTION_URL} again') from None
         for a in ('layers', 'output'):
@@ -214,10 +215,12 @@ def evaluate_quality(metrics, fake, data, extractor, num=50_000, batch=32, seed=
 # %% ../nbs/14_metrics.ipynb #f51b2c21
 def load_lpips(path=None, device='cpu'):
     "LPIPS (AlexNet, v0.1 heads) with the AlexNet backbone from a local torchvision weights file; a spatial map."
-    lp = _need('lpips', 'LPIPS')
     path = find_weights(path, ALEXNET_ENV, ALEXNET_FILE, ALEXNET_URL, 'AlexNet (LPIPS)', '--lpips')
+    sd = safe_load(path)                       # a broken file (empty, LFS pointer, truncated) says so, naming it
+    if not isinstance(sd, dict):
+        raise WeightsMissing(f'{path}: not a state dict; expected torchvision AlexNet weights ({ALEXNET_URL})')
+    lp = _need('lpips', 'LPIPS')
     m = lp.LPIPS(net='alex', pretrained=True, pnet_rand=True, spatial=True, verbose=False)
-    sd = torch.load(path, map_location='cpu', weights_only=True)
     for name, p in m.net.named_parameters():   # lpips slices keep torchvision's layer numbers: sliceJ.X.w <- features.X.w
         key = 'features.' + name.split('.', 1)[1]
         if key not in sd: raise WeightsMissing(f'{path}: no {key}; expected torchvision AlexNet weights ({ALEXNET_URL})')
@@ -386,20 +389,22 @@ def load_segmenter(path):
 
 # %% ../nbs/14_metrics.ipynb #0cad8f29
 def add_eval_args(p):
+    from semstylegan.cli import _positive
     p.add_argument('metric', choices=['fid', 'kid', 'is', 'locality', 'masks'])
     p.add_argument('ckpt', help='a checkpoint (ours or official), or for fid/kid/is a folder of generated images')
     p.add_argument('--data', default='synthetic', help="real data: 'synthetic' (default), a prepared folder or a folder of images")
     p.add_argument('--out', type=Path, default=Path('eval'), help='output folder (default ./eval)')
-    p.add_argument('--num', type=int, help='samples: 50000 for fid/kid/is (the paper), 256 for locality and masks')
-    p.add_argument('--num-real', type=int, help='real images for the statistics (default: the whole split)')
-    p.add_argument('--batch', type=int, default=32); p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--num', type=_positive,
+                   help='samples: 50000 for fid/kid/is (the paper), 256 for locality and masks')
+    p.add_argument('--num-real', type=_positive, help='real images for the statistics (default: the whole split)')
+    p.add_argument('--batch', type=_positive, default=32); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--truncation', type=float, default=1.0, help='psi (default 1.0, as the paper)')
     p.add_argument('--inception', help=f'Inception weights {INCEPTION_FILE} (or ${INCEPTION_ENV})')
     p.add_argument('--lpips', help=f'AlexNet weights {ALEXNET_FILE} for LPIPS in locality (or ${ALEXNET_ENV}); optional')
     p.add_argument('--baseline', help='locality: a shared-code baseline checkpoint to compare with')
     p.add_argument('--mode', default='resample', choices=['resample', 'swap', 'interpolate'], help='locality: the edit')
     p.add_argument('--segmenter', help='masks: a segmenter saved by an earlier run (default: train one)')
-    p.add_argument('--seg-steps', type=int, default=1500, help='masks: segmenter training steps (default 1500)')
+    p.add_argument('--seg-steps', type=_positive, default=1500, help='masks: segmenter training steps (default 1500)')
     p.add_argument('--stand-in', action='store_true', help='fid/kid/is: the tiny stand-in extractor instead of Inception (tests only)')
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')

@@ -88,3 +88,59 @@ def test_saved_files_have_usual_permissions(tmp_path):
     p = save_checkpoint(tmp_path / 'g.safetensors', cfg, g_ema=G)
     umask = os.umask(0); os.umask(umask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+LFS_TEXT = 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 81234567\n'
+
+def _broken_files(tmp_path, suffix):
+    "A real checkpoint cut in half, an empty file and a Git LFS pointer, all named `*{suffix}`."
+    cfg, G, _ = make_models()
+    good = save_checkpoint(tmp_path / f'good{suffix}', cfg, g_ema=G)
+    data = good.read_bytes()
+    (tmp_path / f'truncated{suffix}').write_bytes(data[:len(data) // 2])
+    (tmp_path / f'empty{suffix}').write_bytes(b'')
+    (tmp_path / f'pointer{suffix}').write_text(LFS_TEXT)
+    return {n: tmp_path / f'{n}{suffix}' for n in ('truncated', 'empty', 'pointer')}
+
+def test_broken_safetensors_files_say_what_they_are(tmp_path):
+    files = _broken_files(tmp_path, '.safetensors')
+    expected = {'truncated': 'truncated safetensors file', 'empty': 'empty file (0 bytes)', 'pointer': 'run `git lfs pull`'}
+    for name, path in files.items():
+        with pytest.raises(CheckpointError) as e: load_checkpoint(path)
+        assert str(e.value).startswith(f'{path}: ') and expected[name] in str(e.value), str(e.value)
+    cfg, G, _ = make_models()
+    pickled = tmp_path / 'pickled.safetensors'
+    torch.save({'format': 'semstylegan', 'config': cfg.to_dict(), 'g_ema': G.state_dict()}, pickled)
+    with pytest.raises(CheckpointError, match=r'pickled\.safetensors: a PyTorch \(pickle\) file .* rename it to NAME\.pt'):
+        load_checkpoint(pickled)
+
+def test_broken_pt_files_say_what_they_are(tmp_path):
+    files = _broken_files(tmp_path, '.pt')
+    expected = {'truncated': 'truncated or damaged PyTorch file', 'empty': 'empty file (0 bytes)', 'pointer': 'run `git lfs pull`'}
+    for name, path in files.items():
+        with pytest.raises(CheckpointError) as e: load_checkpoint(path)
+        assert str(e.value).startswith(f'{path}: ') and expected[name] in str(e.value), str(e.value)
+    noise = tmp_path / 'noise.pt'; noise.write_bytes(bytes(range(7, 256)) * 4)
+    with pytest.raises(CheckpointError, match=r'noise\.pt: not a PyTorch file \(it starts with'): load_checkpoint(noise)
+
+def test_non_finite_weights_refused(tmp_path):
+    "A diverged run's weights would sample black images: refused, counting the bad values of the model named."
+    cfg, G, D = make_models()
+    with torch.no_grad():
+        G.render.convs[0].weight.view(-1)[:5] = float('nan')
+        G.mapping.layers[0].weight.view(-1)[:2] = float('inf')
+    p = save_checkpoint(tmp_path / 'diverged.safetensors', cfg, g_ema=G, d=D)
+    with pytest.raises(CheckpointError) as e: load_checkpoint(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p} ['g_ema']: 7 of ") and 'NaN or infinite' in msg and 'diverged' in msg and 'earlier checkpoint' in msg
+    off = {'g_ema': generator_ours_to_official(G.state_dict(), cfg), 'args': __import__('argparse').Namespace(**cfg.to_official())}
+    torch.save(off, tmp_path / 'official.pt')
+    with pytest.raises(CheckpointError, match=r"official\.pt: .*\['g_ema'\]: 7 of .* NaN or infinite"):
+        load_checkpoint(tmp_path / 'official.pt')
+    assert load_checkpoint(p, which=('d',))['d'] is not None     # only the models asked for are checked
+
+def test_checkpoint_without_config_names_file_and_fix(tmp_path):
+    cfg, G, _ = make_models()
+    p = tmp_path / 'noconfig.pt'
+    torch.save({'format': 'semstylegan', 'g_ema': G.state_dict()}, p)
+    with pytest.raises(CheckpointError, match=r"noconfig\.pt: a semstylegan checkpoint without its 'config' entry .*save_checkpoint"):
+        load_checkpoint(p)

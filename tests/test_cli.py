@@ -143,3 +143,40 @@ def test_sample_bf16_matches_float32(tmp_path):
                 for amp in ('off', 'bf16'))
         if kind == 'images': assert 0 < np.abs(a - b).mean() < 4, np.abs(a - b).mean()   # of 255 levels
         else: assert (a == b).mean() > 0.9
+
+def test_broken_checkpoints_exit_1_without_traceback(tmp_path):
+    pointer = tmp_path / 'model.safetensors'
+    pointer.write_text('version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 81234567\n')
+    r = run('sample', '--ckpt', str(pointer), '--out', str(tmp_path / 's'))
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
+    assert r.stderr.startswith(f'semstylegan sample: error: {pointer}: a Git LFS pointer') and 'run `git lfs pull`' in r.stderr
+    from semstylegan.generator import Generator, preset
+    from semstylegan.checkpoint import save_checkpoint
+    cfg = preset('tiny'); G = Generator(cfg)
+    with torch.no_grad(): G.render.convs[0].weight.fill_(float('nan'))
+    nan = save_checkpoint(tmp_path / 'nan.pt', cfg, g_ema=G)
+    r = run('info', '--ckpt', str(nan))
+    assert r.returncode == 1 and f"{nan} ['g_ema']:" in r.stderr and 'NaN or infinite' in r.stderr and 'Traceback' not in r.stderr
+
+def test_convert_to_official_refuses_safetensors_out(tmp_path):
+    from semstylegan.generator import Generator, preset
+    from semstylegan.checkpoint import save_checkpoint
+    cfg = preset('tiny')
+    ours = save_checkpoint(tmp_path / 'a.safetensors', cfg, g_ema=Generator(cfg))
+    out = tmp_path / 'off.safetensors'
+    r = run('convert', str(ours), '--to', 'official', '--out', str(out))
+    assert r.returncode == 1 and not out.exists()
+    assert 'official checkpoints are torch (pickle) files' in r.stderr and f'use --out {tmp_path / "off.pt"}' in r.stderr
+
+@pytest.mark.parametrize('argv', [['sample', '-n', '0'], ['sample', '--ncol', '0'], ['sample', '--batch', '0'],
+                                  ['sample', '--batch', '-3'], ['eval', 'fid', 'x', '--num', '0'],
+                                  ['eval', 'masks', 'x', '--batch', '-3'], ['eval', 'masks', 'x', '--seg-steps', '0'],
+                                  ['interpolate', '--steps', '0'], ['interpolate', '--fps', '0'],
+                                  ['invert', 'x', '--batch', '0'], ['invert', 'x', '--steps', '-1'],
+                                  ['edit', '--samples', '0'], ['edit', '--clf-steps', '-5']])
+def test_counts_must_be_positive_usage_error(argv, capsys):
+    from semstylegan.cli import main
+    with pytest.raises(SystemExit) as e: main(argv)
+    err = capsys.readouterr().err
+    bad = argv[-1]
+    assert e.value.code == 2 and f"expected a positive integer, got '{bad}'" in err, err

@@ -1,6 +1,6 @@
 """The data layer end to end: CelebAMask-HQ-shaped trees painted pixel for pixel, folders, bad input, interruption and
 resume, loaders."""
-import json, os, struct, zlib
+import json, os, shutil, signal, struct, subprocess, sys, time, zlib
 from pathlib import Path
 import numpy as np
 import pytest
@@ -493,3 +493,252 @@ def test_interrupted_while_finishing(tmp_path, monkeypatch, where):
         np.testing.assert_array_equal(imgs[k], rgb(int(s[1:]), 24, 24).transpose(2, 0, 1))
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['manifest.json', 'train_images.npy', 'train_keys.json', 'train_labels.npy']
     assert not (tmp_path / '.out.partial').exists()
+
+
+# ---------------------------------------------------------------- refused input (and the CLI's answer to it)
+
+def cli(*args):
+    "The console script in a subprocess, as a user runs it."
+    exe = Path(sys.executable).parent / 'semstylegan'
+    main = 'import sys; from semstylegan.cli import main; sys.exit(main())'
+    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', main]
+    return cmd + [str(a) for a in args]
+
+def assert_cli_error(args, *fragments, command='prepare'):
+    "Exit status 1, one error line naming the problem, no traceback."
+    r = subprocess.run(cli(*args), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f'semstylegan {command}: error: ') and 'Traceback' not in r.stderr, r.stderr
+    assert all(f in r.stderr for f in fragments), r.stderr
+
+def folder_args(root, out='out'):
+    return ['prepare', 'folder', root / 'images', '--labels', root / 'labels', '--classes', root / 'classes.json',
+            '--size', '24', '--workers', '0', '--out', root / out]
+
+def test_jpeg_labels_refused(tmp_path):
+    raw = make_folder(tmp_path, n=3)
+    lab = tmp_path / 'labels' / 'f1.png'
+    lab.unlink()
+    Image.fromarray(raw['f1']).save(tmp_path / 'labels' / 'f1.jpg', quality=95)
+    assert (np.asarray(Image.open(tmp_path / 'labels' / 'f1.jpg')) != raw['f1']).mean() > 0.05   # why: ids moved
+    msg = r'f1\.jpg: label map saved as lossy JPEG \(1 JPEG labels in .*labels\); .*save label maps as PNG'
+    with pytest.raises(DataError, match=msg):
+        ImageFolder(tmp_path / 'images', tmp_path / 'labels', tmp_path / 'classes.json', 24)
+    assert_cli_error(folder_args(tmp_path), 'f1.jpg: label map saved as lossy JPEG', 'save label maps as PNG')
+    assert not (tmp_path / 'out').exists()
+    (tmp_path / 'labels' / 'f1.jpg').rename(lab)                                      # a JPEG under a PNG name
+    with pytest.raises(DataError, match=r'f1\.png: label map is a lossy JPEG file; .*save label maps as PNG'):
+        prepare(ImageFolder(tmp_path / 'images', tmp_path / 'labels', tmp_path / 'classes.json', 24), tmp_path / 'o2',
+                workers=0)
+
+def test_celebamask_image_and_masks_of_other_aspect_refused(tmp_path):
+    root = tmp_path / 'c'
+    make_celebamask(root, ids=[0, 1, 2])
+    Image.fromarray(rgb(0, 48, 64)).save(root / 'CelebA-HQ-img' / '1.jpg')      # 64x48, its masks are 32x32
+    Image.fromarray(rgb(1, 96, 96)).save(root / 'CelebA-HQ-img' / '2.jpg')      # 96x96: another size, same frame, fine
+    msg = r'1\.jpg: image is 64x48 but its part masks .*00001_\*\.png are 32x32: other aspect ratios'
+    with pytest.raises(DataError, match=msg):
+        prepare(CelebAMaskHQ(root, MASK), tmp_path / 'o', workers=0)
+    assert_cli_error(['prepare', 'celebamask-hq', root, '--size', MASK, '--workers', '0', '--out', tmp_path / 'o'],
+                     '1.jpg: image is 64x48 but its part masks', '00001_*.png are 32x32')
+    man = prepare(CelebAMaskHQ(root, MASK), tmp_path / 'o', workers=0, skip_bad=True)
+    assert [(b['key'], Path(b['file']).name) for b in man['skipped']] == [(1, '1.jpg')]
+    keys, _, labs = load_split(tmp_path / 'o', 'train')
+    assert keys == [0, 2] and (labs[1] == expected_label(root, 2)).all()
+
+def test_same_id_twice_refused(tmp_path):
+    (tmp_path / 'i').mkdir()
+    for k, name in enumerate(['5.jpg', '5.JPG', '6.png', '6.jpg', '7.png']):
+        Image.fromarray(rgb(k, 8, 8)).save(tmp_path / 'i' / name)
+    src = ImageFolder(tmp_path / 'i', size=8)
+    with pytest.raises(DataError, match=r'5\.jpg: duplicate file stem \(also .*5\.JPG\)'): src.load('5')
+    with pytest.raises(DataError, match=r'6\.png: duplicate file stem \(also .*6\.jpg\)'): src.load('6')
+    man = prepare(src, tmp_path / 'o', workers=0, skip_bad=True)
+    assert sorted(b['key'] for b in man['skipped']) == ['5', '6'] and load_split(tmp_path / 'o', 'train')[0] == ['7']
+    # CelebAMask-HQ: ids are numbers, so 5.JPG and 05.jpg are id 5 as well; a part mask may not come twice either
+    root = tmp_path / 'c'
+    make_celebamask(root, ids=[4, 5, 6])
+    img = root / 'CelebA-HQ-img'
+    shutil.copy(img / '5.jpg', img / '5.JPG')
+    shutil.copy(img / '6.jpg', img / '06.jpg')
+    anno = root / 'CelebAMask-HQ-mask-anno'
+    (anno / '1').mkdir()
+    shutil.copy(anno / '0' / '00004_skin.png', anno / '1' / '00004_skin.png')
+    with pytest.raises(DataError, match=r'1/00004_skin\.png: part skin of id 4 given twice \(also .*/0/00004_skin'):
+        prepare(CelebAMaskHQ(root, MASK), tmp_path / 'o2', workers=0)
+    src = CelebAMaskHQ(root, MASK)
+    with pytest.raises(DataError, match=r'5\.jpg: a second image for id 5 \(also .*5\.JPG\)'): src.load(5)
+    with pytest.raises(DataError, match=r'6\.jpg: a second image for id 6 \(also .*06\.jpg\)'): src.load(6)
+    assert prepare(src, tmp_path / 'o2', workers=0, skip_bad=True)['splits']['train']['count'] == 0
+
+def test_hidden_files_and_folders_skipped(tmp_path):
+    raw = make_folder(tmp_path, n=2)
+    for d in ['images/.ipynb_checkpoints', 'images/a/.thumbnails', 'labels/.ipynb_checkpoints']:
+        (tmp_path / d).mkdir(parents=True)
+    Image.fromarray(rgb(7, 24, 24)).save(tmp_path / 'images/.ipynb_checkpoints/f0-checkpoint.png')
+    Image.fromarray(rgb(8, 8, 8)).save(tmp_path / 'images/a/.thumbnails/f1.png')            # would be a duplicate f1
+    Image.fromarray(rgb(9, 24, 24)).save(tmp_path / 'images/._f0.png')
+    Image.fromarray(raw['f0']).save(tmp_path / 'labels/.ipynb_checkpoints/f0-checkpoint.png')
+    found = [p.relative_to(tmp_path).as_posix() for p in D.image_files(tmp_path / 'images')]
+    assert found == ['images/a/f1.png', 'images/b/f0.png']
+    src = ImageFolder(tmp_path / 'images', tmp_path / 'labels', tmp_path / 'classes.json', 24)
+    man = prepare(src, tmp_path / 'o', workers=0)
+    assert man['skipped'] == [] and load_split(tmp_path / 'o', 'train')[0] == ['f0', 'f1']
+    hidden_root = tmp_path / '.cache' / 'pics'                  # the folder given may itself sit in a hidden one
+    hidden_root.mkdir(parents=True)
+    Image.fromarray(rgb(0, 4, 4)).save(hidden_root / 'x.png')
+    assert D.image_files(hidden_root) == [hidden_root / 'x.png']
+    root = tmp_path / 'c'
+    make_celebamask(root, ids=[0, 1])
+    img, anno = root / 'CelebA-HQ-img', root / 'CelebAMask-HQ-mask-anno'
+    for d in [img / '.thumbnails', anno / '.ipynb_checkpoints']: d.mkdir()
+    Image.fromarray(rgb(1, 8, 8)).save(img / '.thumbnails' / '1.jpg')                   # would be a second id 1
+    Image.fromarray(rgb(1, 8, 8)).save(img / '.1.jpg')
+    shutil.copy(anno / '0' / '00000_skin.png', anno / '.ipynb_checkpoints' / '00000_skin.png')   # a second skin of 0
+    shutil.copy(anno / '0' / '00001_skin.png', anno / '0' / '.00001_hat.png')
+    man = prepare(CelebAMaskHQ(root, MASK), tmp_path / 'oc', workers=0)
+    keys, _, labs = load_split(tmp_path / 'oc', 'train')
+    assert man['skipped'] == [] and keys == [0, 1]
+    assert all((labs[k] == expected_label(root, i)).all() for k, i in enumerate(keys))
+
+@pytest.mark.parametrize('names, msg', [
+    ('abcdefghijklm', r'"names" must be a list of class names such as \["background", "skin"\], got \'abcdefghijklm\''),
+    ([], r'"names" must list 2 to 256 classes, got 0'),
+    (['background', 'skin', 'background'], r"duplicate class names \['background'\]"),
+    (['background', 7], r'"names" must be non-empty strings, got \[7\]')])
+def test_class_map_names_must_be_a_list_of_strings(tmp_path, names, msg):
+    (tmp_path / 'classes.json').write_text(json.dumps({'names': names}))
+    with pytest.raises(DataError, match=r'classes\.json: ' + msg): ClassMap.load(tmp_path / 'classes.json')
+
+def test_class_map_string_names_cli(tmp_path):
+    make_folder(tmp_path, n=2, classes=False)
+    (tmp_path / 'classes.json').write_text('{"names": "abcdefghijklm"}')
+    assert_cli_error(folder_args(tmp_path), 'classes.json: "names" must be a list of class names',
+                     "got 'abcdefghijklm'")
+
+def test_labels_without_image_refused_or_listed(tmp_path):
+    raw = make_folder(tmp_path, n=3)
+    for k in range(3, 10): Image.fromarray(raw['f0']).save(tmp_path / 'labels' / f'g{k}.png')
+    src = lambda: ImageFolder(tmp_path / 'images', tmp_path / 'labels', tmp_path / 'classes.json', 24)
+    msg = r'labels: 7 labels have no image: g3\.png, g4\.png, g5\.png, g6\.png, g7\.png and 2 more; .*--skip-bad'
+    with pytest.raises(DataError, match=msg): prepare(src(), tmp_path / 'out', workers=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['classes.json', 'images', 'labels']   # nothing written
+    assert_cli_error(folder_args(tmp_path), 'labels: 7 labels have no image: g3.png, g4.png, g5.png, g6.png, g7.png '
+                     'and 2 more')
+    man = prepare(src(), tmp_path / 'out', workers=0, skip_bad=True)
+    assert [(b['key'], Path(b['file']).name) for b in man['skipped']] == [(f'g{k}', f'g{k}.png') for k in range(3, 10)]
+    assert all(b['problem'].startswith('label without an image: no g') for b in man['skipped'])
+    assert man['splits']['train']['count'] == 3 and 'skipped 7' in summary(man)
+    # CelebAMask-HQ: part masks of an id whose image is missing
+    root = tmp_path / 'c'
+    make_celebamask(root, ids=[0, 1])
+    (root / 'CelebA-HQ-img' / '1.jpg').unlink()
+    with pytest.raises(DataError, match=r'0: 1 labels have no image: 00001_\*\.png'):
+        prepare(CelebAMaskHQ(root, MASK), tmp_path / 'oc', workers=0)
+    man = prepare(CelebAMaskHQ(root, MASK), tmp_path / 'oc', workers=0, skip_bad=True)
+    want = f'part masks without an image: no 1.jpg in {root / "CelebA-HQ-img"}'
+    assert [(b['key'], b['problem']) for b in man['skipped']] == [(1, want)]
+
+def test_exif_orientation_applied(tmp_path):
+    (tmp_path / 'i').mkdir()
+    (tmp_path / 'l').mkdir()
+    stored = np.zeros((8, 16, 3), np.uint8)
+    stored[:, :8] = 255                                          # stored 16 wide, 8 high, left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6                                             # orientation 6: viewers turn it 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / 'i' / 'p.jpg', exif=exif, quality=95)
+    lab = np.zeros((16, 8), np.uint8)
+    lab[:8] = 1                                                  # drawn on the photo as shown: white top half
+    Image.fromarray(lab).save(tmp_path / 'l' / 'p.png')
+    as_stored = np.asarray(Image.open(tmp_path / 'i' / 'p.jpg').convert('RGB'))
+    np.testing.assert_array_equal(D.read_image(tmp_path / 'i' / 'p.jpg'), np.rot90(as_stored, -1))
+    prepare(ImageFolder(tmp_path / 'i', tmp_path / 'l', size=8), tmp_path / 'o', workers=0)
+    _, imgs, labs = load_split(tmp_path / 'o', 'train')
+    grey = imgs[0].mean(0)
+    assert (labs[0] == 1).sum() == 32 and grey[labs[0] == 1].min() > 200 and grey[labs[0] == 0].max() < 55
+
+@pytest.fixture
+def damaged(tmp_path):
+    "A fresh small prepared folder to damage."
+    prepare(Synthetic(n=8, size=16, n_test=0), tmp_path / 'd', workers=0)
+    return tmp_path / 'd'
+
+def _edit_manifest(folder, fn):
+    man = json.loads((folder / 'manifest.json').read_text())
+    fn(man)
+    (folder / 'manifest.json').write_text(json.dumps(man))
+
+@pytest.mark.parametrize('damage, msg', [
+    ('cut_bytes', r'train_images\.npy: cannot read the images array \(.*\); .*run `semstylegan prepare` again'),
+    ('fewer_rows', r'train_labels\.npy: the labels array is \(5, 16, 16\) uint8 but manifest\.json says \(8, 16, 16\)'),
+    ('count', r'train_images\.npy: the images array is \(8, 3, 16, 16\) uint8 but manifest\.json says \(9, 3, 16'),
+    ('resolution', r'train_images\.npy: the images array is \(8, 3, 16, 16\) uint8 but manifest\.json says \(8, 3, 32'),
+    ('no_count', r'manifest\.json: damaged manifest \(KeyError: .count.\); .*run `semstylegan prepare` again'),
+    ('not_json', r'manifest\.json: not valid JSON'),
+    ('missing', r'train_labels\.npy: cannot read the labels array')])
+def test_damaged_prepared_folder(damaged, damage, msg):
+    if damage == 'cut_bytes':
+        f = damaged / 'train_images.npy'
+        f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])
+    if damage == 'fewer_rows': np.save(damaged / 'train_labels.npy', np.load(damaged / 'train_labels.npy')[:5])
+    if damage == 'count': _edit_manifest(damaged, lambda m: m['splits']['train'].update(count=9))
+    if damage == 'resolution': _edit_manifest(damaged, lambda m: m.update(resolution=32))
+    if damage == 'no_count': _edit_manifest(damaged, lambda m: m['splits']['train'].pop('count'))
+    if damage == 'not_json': (damaged / 'manifest.json').write_text('{"format": ')
+    if damage == 'missing': (damaged / 'train_labels.npy').unlink()
+    with pytest.raises(DataError, match=msg): PreparedDataset(damaged)
+
+def test_damaged_prepared_folder_cli(damaged):
+    np.save(damaged / 'train_images.npy', np.load(damaged / 'train_images.npy')[:3])
+    assert_cli_error(['bench', '--what', 'loader', '--data', damaged, '--workers', '0', '--batches', '1'],
+                     'train_images.npy: the images array is (3, 3, 16, 16) uint8 but manifest.json says (8, 3, 16, 16)',
+                     'run `semstylegan prepare` again', command='bench')
+
+def _children(pid):
+    "Process ids of the children of `pid` (Linux /proc)."
+    kids = []
+    for f in Path(f'/proc/{pid}/task').glob('*/children'):
+        try: kids += [int(c) for c in f.read_text().split()]
+        except OSError: pass
+    return kids
+
+def _alive(pid):
+    "Running (a zombie waiting for its reaper counts as gone)."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError: return False
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='the parent-death signal (prctl) is Linux only')
+def test_workers_die_with_a_killed_main_process(tmp_path):
+    args = ['prepare', 'synthetic', '--n', '4000', '--size', '128', '--workers', '2', '--out', tmp_path / 'x']
+    p = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kids, t0 = [], time.time()
+    try:
+        while time.time() - t0 < 120 and p.poll() is None and len(kids) < 2:
+            kids = _children(p.pid)
+            time.sleep(0.05)
+        assert len(kids) == 2, f'no workers seen (exit {p.poll()}): {p.stderr.read() if p.poll() is not None else ""}'
+        time.sleep(1)                                            # the workers are past their start-up, busy with chunks
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=10)
+        t1 = time.time()
+        while time.time() - t1 < 10 and any(_alive(k) for k in kids): time.sleep(0.05)
+        left = [k for k in kids if _alive(k)]
+        assert not left, f'workers {left} outlived the killed main process by 10 s'
+    finally:
+        for k in kids:
+            if _alive(k): os.kill(k, signal.SIGKILL)
+        if p.poll() is None: p.kill()
+
+def test_out_on_a_mount_point_refused_before_work(tmp_path):
+    "--out on an (empty) mounted volume: refused at once, not at the final rename after all the work."
+    import subprocess
+    mnt = tmp_path / 'vol'; mnt.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mnt)], capture_output=True, text=True)
+    if r.returncode: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
+    try:
+        with pytest.raises(DataError, match='is a mount point.*give a folder inside it'):
+            prepare(Synthetic(8, 16, 0, 0), mnt, workers=0)
+        assert list(mnt.iterdir()) == [] and not (tmp_path / '.vol.partial').exists()
+        man = prepare(Synthetic(8, 16, 0, 0), mnt / 'data', workers=0)     # the fix the message gives works
+        assert man['splits']['train']['count'] == 8
+    finally: subprocess.run(['umount', '-l', str(mnt)])

@@ -92,3 +92,50 @@ def test_code_files_errors(G, tmp_path):
     E.save_codes(tmp_path / 'c.pt', WPlus(torch.zeros(1, 28, 64), G.layout.__class__(tuple(f'c{i}' for i in range(13)))))
     with pytest.raises(ValueError, match='codes for classes'):
         E.load_codes(tmp_path / 'c.pt', G)
+
+
+def _photos(folder, bad=()):
+    "Two readable photos and, for each name in `bad`, a file with an image suffix and garbage bytes."
+    import numpy as np
+    from PIL import Image
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ('a.png', 'b.png'): Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(folder / name)
+    for name in bad: (folder / name).write_bytes(b'not an image at all')
+    return folder
+
+
+def test_invert_skip_bad_lists_unreadable_photos(tmp_path, capsys):
+    from semstylegan.cli import main
+    photos = _photos(tmp_path / 'photos', bad=['c.png'])
+    args = ['invert', str(photos), '--steps', '2', '--out', str(tmp_path / 'inv'), '-q']
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'semstylegan invert: error: {photos / "c.png"}: cannot decode image') and '--skip-bad' in err
+    assert main(args + ['--skip-bad']) == 0
+    assert capsys.readouterr().err.startswith(f'semstylegan invert: skipped {photos / "c.png"}: cannot decode image')
+    saved = torch.load(tmp_path / 'inv' / 'codes.pt', weights_only=True)
+    assert saved['files'] == [str(photos / 'a.png'), str(photos / 'b.png')] and saved['wplus'].shape[0] == 2
+
+
+def test_invert_broken_lpips_weights_exit_1(tmp_path, capsys):
+    from semstylegan.cli import main
+    photos = _photos(tmp_path / 'photos')
+    pointer = tmp_path / 'alexnet.pth'
+    pointer.write_text('version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 244408911\n')
+    assert main(['invert', str(photos), '--steps', '2', '--lpips', str(pointer), '--out', str(tmp_path / 'inv'), '-q']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'semstylegan invert: error: {pointer}: a Git LFS pointer') and 'git lfs pull' in err
+
+
+def test_unknown_attribute_and_region_list_the_known_ones(tmp_path, capsys):
+    from semstylegan.cli import main
+    with pytest.raises(SystemExit) as e: main(['edit', '--attr', 'beard', '--out', str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "invalid choice: 'beard'" in err and all(a in err for a in E.EDIT_ATTRIBUTES)
+    with pytest.raises(ValueError, match="unknown attribute 'beard'; known: smiling, mouth_open"):
+        E.train_attribute_classifier(('smiling', 'beard'), steps=1)
+    assert main(['interpolate', '--seeds', '1', '2', '--regions', 'hair', 'beard', '--out', str(tmp_path), '-q']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("semstylegan interpolate: error: unknown region 'beard'; regions are the classes background, skin")
+    assert err.rstrip().endswith('or the groups face')

@@ -111,3 +111,18 @@ def test_eval_masks_cli_saves_and_reuses_segmenter(tmp_path):
     assert main(args + ['--segmenter', str(out / 'segmenter.safetensors')]) == 0
     assert json.loads((out / 'masks.json').read_text())['generated'] == res['generated']    # same segmenter, same numbers
     assert main(['eval', 'masks', str(pretrained_path()), '--segmenter', str(tmp_path / 'x.safetensors'), '--out', str(out), '-q']) == 1
+
+
+def test_broken_weight_files_are_clear_errors(tmp_path, capsys):
+    "A truncated segmenter (through `eval masks`), an LFS-pointer AlexNet and an empty Inception file name the file."
+    seg = tmp_path / 'seg.safetensors'
+    M.save_segmenter(M.Segmenter(13, 8), seg)
+    data = seg.read_bytes(); seg.write_bytes(data[:len(data) // 2])
+    rc = main(['eval', 'masks', str(pretrained_path()), '--segmenter', str(seg), '--out', str(tmp_path / 'ev'), '-q'])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith(f'semstylegan eval: error: {seg}: truncated safetensors file') and 'Traceback' not in err
+    pointer = tmp_path / M.ALEXNET_FILE
+    pointer.write_text('version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 244408911\n')
+    with pytest.raises(Exception, match=f'{pointer}: a Git LFS pointer .*run `git lfs pull`'): M.load_lpips(pointer)
+    empty = tmp_path / M.INCEPTION_FILE; empty.write_bytes(b'')
+    with pytest.raises(M.WeightsMissing, match=f'{empty}: empty file \\(0 bytes\\)'): M.InceptionExtractor(empty)
