@@ -9,7 +9,7 @@ __all__ = ['CELEBAMASK', 'IMAGE_EXTS', 'CELEBAMASK_PARTS', 'MANIFEST_FORMAT', 'D
            'to_model_inputs', 'open_dataset', 'loader_speed']
 
 # %% ../nbs/11_data.ipynb #b757a176
-import json, os, shutil, hashlib, signal, time, sys, ctypes
+import errno, json, os, shutil, hashlib, signal, time, sys, ctypes
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,6 +353,20 @@ def _write_json(path, obj):
     tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
 _SOURCE = None
+def _new_array(path, mode, dtype, shape):
+    """A memory-mapped .npy array; a new one has its disk blocks reserved at once, so that a full disk is a clear
+    error here and not a SIGBUS when a page is written later."""
+    a = np.lib.format.open_memmap(path, mode, dtype, shape)
+    if mode != 'w+' or not hasattr(os, 'posix_fallocate'): return a
+    with open(path, 'r+b') as f:
+        size = os.fstat(f.fileno()).st_size
+        try: os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL): return a     # the file system cannot say
+            fix = 'free disk space (or choose another --out), then run the same command again to resume'
+            raise DataError(path, f'cannot reserve {size:,} bytes ({e.strerror})', fix) from None
+    return a
+
 def _init_worker(src, parent):
     global _SOURCE; _SOURCE = src; torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C reaches the whole process group: the main process handles it
@@ -392,7 +406,7 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
     arrays, todo = {}, []
     for split, keys in splits.items():
         N = len(keys); mode = 'r+' if (tmp / f'{split}_status.npy').exists() else 'w+'
-        mm = lambda name, shape, dt: np.lib.format.open_memmap(tmp / f'{split}_{name}.npy', mode, dt, shape if mode == 'w+' else None)
+        mm = lambda name, shape, dt: _new_array(tmp / f'{split}_{name}.npy', mode, dt, shape if mode == 'w+' else None)
         arrays[split] = dict(images=mm('images', (N, 3, S, S), np.uint8),
                              labels=mm('labels', (N, S, S), np.uint8) if source.has_labels else None,
                              attrs=mm('attrs', (N, A), np.float32) if A else None,
@@ -450,7 +464,7 @@ def _finalise(source, out, tmp, splits, arrays, skipped_log):
             # run (it has fewer rows than the status) is left alone, so running again after any interruption is safe
             if a[k] is None or len(a[k]) != len(a['status']) or len(keep) == len(a[k]): continue
             new = tmp / f'{split}_{k}.new.npy'
-            dst = np.lib.format.open_memmap(new, 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
+            dst = _new_array(new, 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
             for i in range(0, len(keep), 1024): dst[i:i + 1024] = a[k][keep[i:i + 1024]]
             dst.flush(); del dst; a[k] = None; os.replace(new, tmp / f'{split}_{k}.npy')
         info = dict(count=int(len(keep)), images=f'{split}_images.npy')
