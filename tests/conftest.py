@@ -12,3 +12,17 @@ def fixture_path():
     p = SHARED / 'fixtures' / 'official_tiny64.pt'
     if not p.exists(): pytest.skip(f'reference fixture not found at {p} (set SEMSTYLEGAN_SHARED to the shared folder)')
     return p
+
+@pytest.fixture
+def small_disk(tmp_path):
+    "`small_disk('5m')`: a fresh tmpfs of that size, a disk that fills up (root on Linux; skips elsewhere)."
+    import subprocess
+    mounts = []
+    def mount(size):
+        mnt = tmp_path / f'disk{len(mounts)}'; mnt.mkdir()
+        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(mnt)], capture_output=True, text=True)
+        if r.returncode: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
+        mounts.append(mnt)
+        return mnt
+    yield mount
+    for mnt in mounts: subprocess.run(['umount', '-l', str(mnt)])

@@ -101,24 +101,20 @@ def _broken_files(tmp_path, suffix):
     (tmp_path / f'pointer{suffix}').write_text(LFS_TEXT)
     return {n: tmp_path / f'{n}{suffix}' for n in ('truncated', 'empty', 'pointer')}
 
-def test_broken_safetensors_files_say_what_they_are(tmp_path):
-    files = _broken_files(tmp_path, '.safetensors')
-    expected = {'truncated': 'truncated safetensors file', 'empty': 'empty file (0 bytes)', 'pointer': 'run `git lfs pull`'}
-    for name, path in files.items():
+@pytest.mark.parametrize('suffix, truncated', [('.safetensors', 'truncated safetensors file'),
+                                               ('.pt', 'truncated or damaged PyTorch file')])
+def test_broken_weight_files_say_what_they_are(tmp_path, suffix, truncated):
+    expected = {'truncated': truncated, 'empty': 'empty file (0 bytes)', 'pointer': 'run `git lfs pull`'}
+    for name, path in _broken_files(tmp_path, suffix).items():
         with pytest.raises(CheckpointError) as e: load_checkpoint(path)
         assert str(e.value).startswith(f'{path}: ') and expected[name] in str(e.value), str(e.value)
+
+def test_misnamed_weight_files_say_what_they_are(tmp_path):
     cfg, G, _ = make_models()
     pickled = tmp_path / 'pickled.safetensors'
     torch.save({'format': 'semstylegan', 'config': cfg.to_dict(), 'g_ema': G.state_dict()}, pickled)
     with pytest.raises(CheckpointError, match=r'pickled\.safetensors: a PyTorch \(pickle\) file .* rename it to NAME\.pt'):
         load_checkpoint(pickled)
-
-def test_broken_pt_files_say_what_they_are(tmp_path):
-    files = _broken_files(tmp_path, '.pt')
-    expected = {'truncated': 'truncated or damaged PyTorch file', 'empty': 'empty file (0 bytes)', 'pointer': 'run `git lfs pull`'}
-    for name, path in files.items():
-        with pytest.raises(CheckpointError) as e: load_checkpoint(path)
-        assert str(e.value).startswith(f'{path}: ') and expected[name] in str(e.value), str(e.value)
     noise = tmp_path / 'noise.pt'; noise.write_bytes(bytes(range(7, 256)) * 4)
     with pytest.raises(CheckpointError, match=r'noise\.pt: not a PyTorch file \(it starts with'): load_checkpoint(noise)
 

@@ -729,30 +729,20 @@ def test_workers_die_with_a_killed_main_process(tmp_path):
             if _alive(k): os.kill(k, signal.SIGKILL)
         if p.poll() is None: p.kill()
 
-def test_out_on_a_mount_point_refused_before_work(tmp_path):
+def test_out_on_a_mount_point_refused_before_work(small_disk):
     "--out on an (empty) mounted volume: refused at once, not at the final rename after all the work."
-    import subprocess
-    mnt = tmp_path / 'vol'; mnt.mkdir()
-    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(mnt)], capture_output=True, text=True)
-    if r.returncode: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
-    try:
-        with pytest.raises(DataError, match='is a mount point.*give a folder inside it'):
-            prepare(Synthetic(8, 16, 0, 0), mnt, workers=0)
-        assert list(mnt.iterdir()) == [] and not (tmp_path / '.vol.partial').exists()
-        man = prepare(Synthetic(8, 16, 0, 0), mnt / 'data', workers=0)     # the fix the message gives works
-        assert man['splits']['train']['count'] == 8
-    finally: subprocess.run(['umount', '-l', str(mnt)])
+    mnt = small_disk('4m')
+    with pytest.raises(DataError, match='is a mount point.*give a folder inside it'):
+        prepare(Synthetic(8, 16, 0, 0), mnt, workers=0)
+    assert list(mnt.iterdir()) == [] and not (mnt.parent / f'.{mnt.name}.partial').exists()
+    man = prepare(Synthetic(8, 16, 0, 0), mnt / 'data', workers=0)     # the fix the message gives works
+    assert man['splits']['train']['count'] == 8
 
-def test_full_disk_is_an_error_not_sigbus(tmp_path):
+def test_full_disk_is_an_error_not_sigbus(small_disk):
     "prepare on a disk too small for its arrays: exit 1 and a message (memory-mapped writes used to die of SIGBUS)."
     import subprocess, sys
-    mnt = tmp_path / 'vol'; mnt.mkdir()
-    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mnt)], capture_output=True, text=True)
-    if r.returncode: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
-    try:
-        exe = Path(sys.executable).parent / 'semstylegan'
-        r = subprocess.run([str(exe), 'prepare', 'synthetic', '--n', '400', '--size', '64', '--workers', '0',
-                            '--out', str(mnt / 'data')], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 1 and 'cannot reserve' in r.stderr and 'No space left' in r.stderr, (r.returncode, r.stderr)
-        assert 'Traceback' not in r.stderr
-    finally: subprocess.run(['umount', '-l', str(mnt)])
+    exe = Path(sys.executable).parent / 'semstylegan'
+    r = subprocess.run([str(exe), 'prepare', 'synthetic', '--n', '400', '--size', '64', '--workers', '0',
+                        '--out', str(small_disk('1m') / 'data')], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and 'cannot reserve' in r.stderr and 'No space left' in r.stderr, (r.returncode, r.stderr)
+    assert 'Traceback' not in r.stderr

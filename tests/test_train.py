@@ -169,19 +169,10 @@ def test_model_classes_come_from_the_data(tmp_path):
     ft = Trainer(small_tc(data=str(folder), init=str(tmp_path / 'c13.safetensors'), image_only=True))
     assert ft.cfg.n_classes == 13                                     # fine-tuning on images keeps the checkpoint's
 
-@pytest.fixture
-def small_disk(tmp_path):
-    "A 5 MiB tmpfs (root and Linux only): room for two checkpoints of the small model (2 MB each), not three."
-    mnt = tmp_path / 'disk'; mnt.mkdir()
-    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=5m', 'tmpfs', str(mnt)], capture_output=True, text=True)
-    if r.returncode: pytest.skip(f'cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
-    yield mnt
-    subprocess.run(['umount', '-l', str(mnt)])
-
 def test_full_disk_at_checkpoint(small_disk):
     "The disk fills up at a checkpoint: a message naming the last whole checkpoint and --resume, exit 1, nothing lost."
     from semstylegan.checkpoint import safe_load
-    out = small_disk / 'run'
+    out = small_disk('5m') / 'run'                          # room for two checkpoints of the small model (2 MB each)
     r = subprocess.run(cli('train', '--preset', 'tiny', '--out', out, '--steps', 40, '--batch', 4, '-q', *SMALL_SET,
                            '--set', 'ckpt_every=1', '--set', 'keep=1000', '--set', 'sample_every=1000',
                            '--set', 'n_synthetic=64', '--workers', 0), capture_output=True, text=True, timeout=300)
