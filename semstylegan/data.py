@@ -327,7 +327,7 @@ class ImageFolder:
         if not self.has_labels: return resize_square(img, self.size, Image.LANCZOS).transpose(2, 0, 1), None, None
         lab = read_label(self.labels[s], self.classmap)
         if lab.shape != img.shape[:2]:
-            raise DataError(self.labels[s], f'label is {lab.shape[1]}x{lab.shape[0]} but its image {self.images[s].name} is '
+            raise DataError(self.labels[s], f'label is {lab.shape[1]}x{lab.shape[0]} but its image {self.images[s]} is '
                             f'{img.shape[1]}x{img.shape[0]}', 'labels must have the size of their images')
         return (resize_square(img, self.size, Image.LANCZOS).transpose(2, 0, 1),
                 resize_square(lab, self.size, Image.NEAREST), None)

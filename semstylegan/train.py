@@ -8,7 +8,7 @@ __all__ = ['TRAIN_PRESETS', 'TrainConfig', 'train_config', 'NonFiniteLoss', 'res
            'setup_distributed', 'add_train_args', 'config_from_args', 'cmd_train', 'train_speed']
 
 # %% ../nbs/12_train.ipynb #84173e40
-import copy, json, math, os, time, sys, typing, warnings
+import copy, errno, json, math, os, time, sys, typing, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import torch
@@ -467,6 +467,11 @@ class Run:
     def fit(self, steps=None, minutes=None):
         "Train until `steps` (default: the config's) or `minutes` of wall time; returns the last metrics."
         try: return self._fit(steps, minutes)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+            raise OSError(f'{e.filename or self.out}: the disk is full ({e.strerror}) at step {self.tr.step}; nothing '
+                          f'was lost, the last whole checkpoint is {latest_checkpoint(self.out) or "none"}: free space '
+                          'or move the run folder, then run the same command with --resume') from None
         except RuntimeError as e:     # PyTorch raises it wherever the main process is when a worker's death is noticed
             if not _loader_died(e): raise
             raise OSError(f'step {self.tr.step}: a data loader worker died ({str(e).splitlines()[0]}); the last whole '

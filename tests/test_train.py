@@ -200,3 +200,13 @@ def test_killed_loader_worker_gives_a_resume_hint(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 1 and 'a data loader worker died' in err and '--resume' in err, err
     assert 'Traceback' not in err
+
+def test_full_disk_outside_a_checkpoint(small_disk):
+    "The disk fills up while writing samples (not a checkpoint): the same clear message, exit 1, no traceback."
+    disk = small_disk('2m')
+    (disk / 'filler').write_bytes(bytes(2 * 2**20 - 48 * 2**10))       # leaves about 48 KiB
+    r = subprocess.run(cli('train', '--preset', 'tiny', '--out', disk / 'run', '--steps', 3, '--batch', 4, '-q',
+                           *SMALL_SET, '--set', 'sample_every=1', '--set', 'n_synthetic=64', '--workers', 0),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and 'the disk is full' in r.stderr and '--resume' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
