@@ -137,7 +137,8 @@ def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', re
             torch.cuda.reset_peak_memory_stats(); step(); torch.cuda.synchronize()
             res[f'peak_memory_gb{tag}'] = torch.cuda.max_memory_allocated() / 2**30
         if profile:
-            res[f'profile{tag}'] = dict(g_forward=profile_ops(fwd, device, profile), g_d_step=profile_ops(step, device, profile))
+            res[f'profile{tag}'] = dict(g_forward=profile_ops(fwd, device, profile),
+                                        g_d_step=profile_ops(step, device, profile))
         if compile:                                        # inference only: torch.compile cannot take a double backward
             Gc = torch.compile(G)
             def fwd_compiled():
@@ -190,7 +191,8 @@ def profile_ops(fn, device='cpu', top=10):
             if cuda: torch.cuda.set_sync_debug_mode('default'); torch.cuda.synchronize()
     events = prof.key_averages()
     def self_ms(e): return (getattr(e, 'self_device_time_total', 0) if cuda else e.self_cpu_time_total) / 1e3
-    res = dict(convolutions=sum(e.count for e in events if e.key == 'aten::convolution'), saved_peak_mb=saved.peak / 2**20)
+    res = dict(convolutions=sum(e.count for e in events if e.key == 'aten::convolution'),
+               saved_peak_mb=saved.peak / 2**20)
     if cuda:
         res['kernel_launches'] = sum(e.count for e in events if 'LaunchKernel' in e.key)
         res['host_syncs'] = sum('synchroniz' in str(w.message) for w in syncs)

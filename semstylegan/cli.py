@@ -218,8 +218,8 @@ def make_parser():
                         'explore: ms per explorer update, cached and full')
     s.add_argument('--ckpt', type=Path, help='explore: a checkpoint (ours or official; default for --preset tiny: the shipped one)')
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS))
-    s.add_argument('--batch', type=_positive, help='batch size (default: model 4; train the recipe\'s on CUDA, 4 on CPU; '
-                                                   'loader and synthetic 32)')
+    s.add_argument('--batch', type=_positive,
+                   help="batch size (default: model 4; train the recipe's on CUDA, 4 on CPU; loader and synthetic 32)")
     s.add_argument('--compile', action='store_true', help='model: also time G forward through torch.compile')
     s.add_argument('--profile', type=_positive, default=0, metavar='N',
                    help='model, train: per phase, convolutions, kernel launches, host syncs and the top N ops')

@@ -193,7 +193,8 @@ class Trainer:
             hint = 'pick the matching preset or --set model.KEY=VALUE'
             if 'class_names' in diff:
                 hint = (f'the data has {self.cfg.n_classes} classes and the checkpoint {m["config"].n_classes}: '
-                        "prepare the data with the checkpoint's classes, or fine-tune on its images alone (--image-only)")
+                        "prepare the data with the checkpoint's classes, "
+                        'or fine-tune on its images alone (--image-only)')
             raise CheckpointError(f'{path}: its model differs from the configured one (file, config): {diff}; {hint}')
         self.G.load_state_dict(m['g' if 'g' in m else 'g_ema'].state_dict())
         if 'd' in m: self.D.load_state_dict(m['d'].state_dict())
@@ -244,7 +245,8 @@ class Trainer:
             with self._autocast(): lr = self.D(real_img[s], real_mask[s] if self.use_mask else None).float()
             _accumulate(params, g_fake, _grads(F.softplus(-lr).mean() / self.rounds, params))
             lf, lr = lf.detach(), lr.detach()
-            _acc(stats, d_loss=F.softplus(lf).mean() + F.softplus(-lr).mean(), real_score=lr.mean(), fake_score=lf.mean())
+            d_loss = F.softplus(lf).mean() + F.softplus(-lr).mean()
+            _acc(stats, d_loss=d_loss, real_score=lr.mean(), fake_score=lf.mean())
         self._step(self.opt_d, self.d_params)
 
     def d_reg(self, real_img, real_mask, stats):
@@ -659,8 +661,10 @@ def cmd_train(args):
 # %% ../nbs/12_train.ipynb #601b8f90
 def _phases(tr, img, mask, st):
     "The four phases of a step as functions (each sets G's gradients as the step does)."
-    return dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)), d_reg=lambda: tr.d_reg(img, mask, st),
-                g_main=lambda: (tr.g_trainable(), tr.g_main(st)), g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
+    return dict(d_main=lambda: (tr.G.requires_grad_(False), tr.d_main(img, mask, st)),
+                d_reg=lambda: tr.d_reg(img, mask, st),
+                g_main=lambda: (tr.g_trainable(), tr.g_main(st)),
+                g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
 
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, profile=0,
                 **overrides):
@@ -674,7 +678,8 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
         if threads: torch.set_num_threads(threads)
     base = train_config(preset_name)
     batch = batch or (base.batch if cuda else min(base.batch, 4))
-    tc = TrainConfig(**{**base.to_dict(), **dict(amp=amp, workers=0, n_synthetic=max(64, 4 * batch), batch=batch), **overrides})
+    bench = dict(amp=amp, workers=0, n_synthetic=max(64, 4 * batch), batch=batch)
+    tc = TrainConfig(**{**base.to_dict(), **bench, **overrides})
     if official: tc.r1_mode = 'official'
     tr = Trainer(tc, device)
     if official: tr.G, tr.D = _OfficialG(tr.G), _OfficialD(tr.D)

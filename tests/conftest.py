@@ -20,8 +20,10 @@ def small_disk(tmp_path):
     mounts = []
     def mount(size):
         mnt = tmp_path / f'disk{len(mounts)}'; mnt.mkdir()
-        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(mnt)], capture_output=True, text=True)
-        if r.returncode: pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
+        cmd = ['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(mnt)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            pytest.skip(f'cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root on Linux')
         mounts.append(mnt)
         return mnt
     yield mount
