@@ -175,6 +175,7 @@ class _Held:
     def __init__(self, t, key, nbytes, book): self.t, self.key, self.nbytes, self.book = t, key, nbytes, book
     def __del__(self): self.book.release(self.key, self.nbytes)
 
+# %% ../nbs/08_bench.ipynb #prof00f2
 def profile_ops(fn, device='cpu', top=10):
     """Run `fn()` once under torch.profiler: convolution calls, the peak of the activations autograd keeps (MiB),
     on a GPU kernel launches and host syncs, and the `top` ops by self time."""
