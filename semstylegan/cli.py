@@ -114,7 +114,7 @@ def cmd_bench(args):
 # %% ../nbs/09_cli.ipynb #1ee34806
 def cmd_prepare(args):
     "Prepare a data source into a training folder; print the summary."
-    if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test)
+    if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test, args.style)
     elif args.source == 'celebamask-hq': src = data.CelebAMaskHQ(args.root, args.size or 256)
     else: src = data.ImageFolder(args.images, args.labels, args.classes, args.size or 256, args.test_frac)
     man = data.prepare(src, args.out, skip_bad=args.skip_bad, workers=args.workers, overwrite=args.overwrite, progress=args.verbose)
@@ -265,6 +265,7 @@ def _prepare_parser(sub):
     s.add_argument('--n', type=_positive, default=10000, help='training faces (default 10000)')
     s.add_argument('--n-test', type=int, default=1000, help='test faces, the next indices (default 1000)')
     s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--style', choices=['photo', 'toon'], default='photo', help="'toon': the cartoon domain (default photo)")
     s = ps.add_parser('celebamask-hq', help='CelebAMask-HQ from its published layout (ids < 28,000 train, the rest test)')
     s.add_argument('root', type=Path, help='folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/'); common(s, 256)
     s = ps.add_parser('folder', help='images and label maps paired by file stem, or images only')

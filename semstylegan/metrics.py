@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .checkpoint import atomic_write, load_generator, save_checkpoint, safe_load, diagnose_file, CheckpointError
-from .data import open_dataset, make_loader, read_image, image_files, DataError
+from .data import open_dataset, make_loader, read_image, image_files, DataError, SYNTHETIC_SPECS
 from .latent import WPlus, truncate
 from .viz import to_uint8, from_uint8
 
@@ -123,9 +123,11 @@ def _is_prepared(p): return (Path(p) / 'manifest.json').is_file()
 
 def data_batches(data, num=None, batch=64, split='train', size=None):
     "Yield uint8 image batches from 'synthetic', a prepared folder or a folder of images (lists of HWC arrays)."
-    if str(data) != 'synthetic' and not Path(data).exists(): raise DataError(data, 'does not exist', "give 'synthetic', a prepared folder or a folder of images")
-    if str(data) == 'synthetic' or _is_prepared(data):
-        ds = open_dataset(data, size=size or (64 if str(data) == 'synthetic' else None), split=split, flip=False, n=num or 10_000)
+    synthetic = str(data) in SYNTHETIC_SPECS
+    if not synthetic and not Path(data).exists():
+        raise DataError(data, 'does not exist', "give 'synthetic', 'synthetic:toon', a prepared folder or a folder of images")
+    if synthetic or _is_prepared(data):
+        ds = open_dataset(data, size=size or (64 if synthetic else None), split=split, flip=False, n=num or 10_000)
         n = min(num or ds.n, ds.n)
         for i in range(0, n, batch): yield ds[list(range(i, min(i + batch, n)))]['image']
     else:
@@ -134,7 +136,7 @@ def data_batches(data, num=None, batch=64, split='train', size=None):
 
 def source_key(data, split='train', size=None):
     "Identity of a dataset for the statistics cache: its manifest, or the file list (names, sizes, times) of a folder."
-    if str(data) == 'synthetic': return f'synthetic-{split}-{size}'
+    if str(data) in SYNTHETIC_SPECS: return f'{str(data).replace(":", "-")}-{split}-{size}'
     if _is_prepared(data): return hashlib.sha1((Path(data) / 'manifest.json').read_bytes()).hexdigest()[:16] + f'-{split}'
     h = hashlib.sha1()
     for f in image_files(data): st = f.stat(); h.update(f'{f.relative_to(data)}:{st.st_size}:{st.st_mtime_ns}'.encode())

@@ -27,7 +27,7 @@ class TrainConfig:
     "Every training setting (defaults: the official recipe). `model` overrides fields of the preset's ModelConfig."
     preset: str = 'celebamask-256'
     model: dict = field(default_factory=dict)
-    data: str = 'synthetic'            # 'synthetic' (drawn on the fly) or a prepared folder
+    data: str = 'synthetic'            # 'synthetic' or 'synthetic:toon' (drawn on the fly) or a prepared folder
     n_synthetic: int = 10000           # size of the synthetic training set
     steps: int = 200_000
     batch: int = 32                    # total over all processes
@@ -619,7 +619,7 @@ def setup_distributed():
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
-    p.add_argument('--data', default=None, help="'synthetic' (default) or a folder made by `semstylegan prepare`")
+    p.add_argument('--data', default=None, help="'synthetic' (default), 'synthetic:toon' or a folder made by `semstylegan prepare`")
     p.add_argument('--out', type=Path, default=Path('runs/train'), help='run folder (default: runs/train)')
     p.add_argument('--steps', type=int, help='train until this step'); p.add_argument('--minutes', type=float, help='stop after this wall time')
     p.add_argument('--batch', type=int, help='total batch over all processes')
