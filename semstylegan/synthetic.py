@@ -107,10 +107,10 @@ def _head_parts(f, a, u, v, face):
     bridge = (u.abs() < ex - gx * 0.9) & ((v - ey + f['eye_ry']).abs() < gt)
     hl = f['hat_line']
     hat = _ellipse(u, v, 0, hl, rx * 1.25, ry * 0.75) & (v < hl + 0.02) | _ellipse(u, v, f['brim_x'], hl, rx * f['brim_w'], 0.05)
-    stud = lambda s: _ellipse(u, v, s * rx * 0.98, ey + 0.17, 0.025, 0.025)
+    drop = lambda s: _ellipse(u, v, s * rx * 0.98, ey + 0.2, 0.03, 0.045)
     return dict(hair=hair, ears=ear(-1) | ear(1), neck=neck, cloth=cloth,
                 eyeglasses=(ring(-ex) | ring(ex) | bridge) & a['eyeglasses'], hat=hat & a['hat'],
-                earrings=(stud(-1) | stud(1)) & a['earrings'])
+                earrings=(drop(-1) | drop(1)) & a['earrings'])
 
 # %% ../nbs/10_synthetic.ipynb #e0712c77
 PAINT_ORDER = ('skin', 'eyeglasses', 'eyes', 'brows', 'mouth', 'nose', 'hair', 'ears', 'neck', 'cloth', 'hat', 'earrings')
