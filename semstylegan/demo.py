@@ -61,10 +61,11 @@ def region_swaps(G, targets, donors, regions=('skin', 'hair', 'mouth', 'eyes', '
     return make_grid(torch.stack(rows), len(cols)), ['target', 'donor'] + [f'{r} from donor' for r in regions]
 
 # %% ../nbs/13_demo.ipynb #842b69fd
-def pretrained_path():
-    "The `tiny` checkpoint shipped in the package (trained on synthetic faces; see its model card)."
+def pretrained_path(name='tiny-synthetic'):
+    """A checkpoint shipped in the package (see the model card): the `tiny` model trained on synthetic faces, or its
+    fine-tunes on the toon domain ('tiny-toon-frozen', 'tiny-toon-full')."""
     import semstylegan
-    p = Path(semstylegan.__file__).parent / 'assets' / 'tiny-synthetic.safetensors'
+    p = Path(semstylegan.__file__).parent / 'assets' / f'{name}.safetensors'
     if not p.exists(): raise FileNotFoundError(f'{p}: the packaged checkpoint is missing; reinstall semstylegan')
     return p
 
