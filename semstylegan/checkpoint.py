@@ -13,6 +13,7 @@ import argparse, dataclasses, json, os, pickle, re, tempfile, warnings
 from pathlib import Path
 import torch
 from .generator import Generator, ModelConfig
+from .latent import CELEBAMASK_TRANSPARENT
 from .discriminator import DualBranchDiscriminator
 from .layers import make_kernel
 
@@ -209,7 +210,7 @@ def infer_official_config(sd, **overrides):
                     channel_multiplier=cm, n_classes=K, local_layers=L, local_channel=C, coarse_size=coarse,
                     coarse_channel=Fc, min_feat_size=min_feat)
     assumed = {k: v for k, v in dict(base_layers=2, depth_layers=6, residual_refine=True,
-                                     transparent_classes=(10, 12) if K == 13 else ()).items() if k not in overrides}
+                                     transparent_classes=CELEBAMASK_TRANSPARENT if K == 13 else ()).items() if k not in overrides}
     if assumed: warnings.warn(f'bare state dict: assuming official defaults {assumed} (pass overrides to change)')
     return ModelConfig(**{**inferred, **assumed, **overrides})
 

@@ -17,7 +17,7 @@ import multiprocessing as mp
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .latent import CELEBAMASK_CLASSES
+from .latent import CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT
 from .synthetic import synthetic_faces, ATTRIBUTES
 from .viz import palette, from_uint8
 
@@ -86,7 +86,7 @@ class ClassMap:
         try: return cls.from_dict(d)
         except (ValueError, TypeError) as e: raise DataError(path, str(e)) from None
 
-CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=(10, 12))
+CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=CELEBAMASK_TRANSPARENT)
 
 # %% ../nbs/11_data.ipynb #f5830200
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .generator import Generator
-from .latent import WPlus, truncate
+from .latent import WPlus
 from .checkpoint import load_checkpoint, atomic_write
 from .viz import image_mask_grid, make_grid, to_uint8, colorize, save_image
 from .train import train_config, Run, read_metrics, plot_losses
@@ -76,7 +76,7 @@ def render_pictures(G, out, seed=0, truncation=0.7, device='cpu'):
     z = torch.randn(16, G.cfg.style_dim, generator=g).to(device)
     w_avg = G.mean_w(2000, seed)
     with torch.no_grad():
-        w = WPlus.from_w(truncate(G.mapping(z), w_avg, truncation), G.layout).codes
+        w = G.wplus(z, truncation, w_avg).codes
         o = G.synthesis(w, noise_mode='const')
     save_image(image_mask_grid(o.image.cpu(), o.seg.cpu(), ncol=4), out / 'samples.png')
     comps = [component_buildup(G, w[i:i + 1]) for i in range(2)]

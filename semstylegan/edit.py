@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .latent import WPlus, truncate
+from .latent import WPlus
 from .generator import GeneratorOutput
+from .metrics import region_change
 from .layers import make_coords, transform_coords
 from .checkpoint import atomic_write, safe_load, CheckpointError
 from .viz import to_uint8, from_uint8, colorize, make_grid, save_image
@@ -33,10 +34,7 @@ GROUPS = {'face': ('skin', 'eyes', 'brows', 'mouth', 'nose')}   # named groups o
 def codes_from_seeds(G, seeds, truncation=0.7, w_avg=None):
     "W+ codes for a list of seeds (z drawn on the CPU from each seed), truncated towards `w_avg` (default `G.mean_w()`)."
     z = torch.stack([torch.randn(G.cfg.style_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
-    p = next(G.parameters())
-    if truncation != 1 and w_avg is None: w_avg = G.mean_w()
-    w = truncate(G.mapping(z.to(p)), w_avg.to(p) if truncation != 1 else None, truncation)
-    return WPlus.from_w(w, G.layout)
+    return G.wplus(z.to(next(G.parameters())), truncation, w_avg)
 
 def save_codes(path, wplus, **info):
     "Write W+ codes in the documented format (atomically)."
@@ -411,8 +409,7 @@ def edit_curve(G, clf, attr, direction, regions, alphas=(0, 1, 2, 4, 6, 8), n=64
         rec = dict(alpha=float(a))
         for name, reg in (('region', regions), ('all', None)):
             o = G.synthesis(edit_codes(wp, direction, a, reg), noise_mode='const')
-            inside = torch.isin(base.mask, torch.tensor(ids)) | torch.isin(o.mask, torch.tensor(ids))
-            d = (o.image - base.image).abs().mean(1) / 2
+            d, inside = region_change(base, o, ids)
             rec[f'{name}_gain'] = float((torch.sigmoid(clf(o.image.clamp(-1, 1))[:, j]) - s0).mean())
             rec[f'{name}_preservation'] = float(1 - (d * ~inside).sum() / (~inside).sum().clamp_min(1))
         rows.append(rec)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyReLU,
                                 FourierEmbedding, make_coords)
-from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES
+from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT
 from .fusion import fuse_masks
 
 # %% ../nbs/04_generator.ipynb #487833fe
@@ -44,7 +44,7 @@ class ModelConfig:
     min_feat_size: int = 16             # render net input resolution
     residual_refine: bool = True        # final mask = Up(2m-1) + Delta
     detach_texture: bool = False
-    transparent_classes: tuple = None   # default: (10, 12) (eyeglasses, earrings) for CelebAMask-HQ, else ()
+    transparent_classes: tuple = None   # default: CELEBAMASK_TRANSPARENT for CelebAMask-HQ, else ()
     class_names: tuple = None           # default: CelebAMask-HQ names for 13 classes, else class0..
     max_channels: int = 512             # cap of the channel table (ours; 512 = official)
     blur_kernel: tuple = (1, 3, 3, 1)
@@ -56,7 +56,7 @@ class ModelConfig:
             self.class_names = CELEBAMASK_CLASSES if self.n_classes == 13 else tuple(f'class{i}' for i in range(self.n_classes))
         self.class_names = tuple(self.class_names)
         if self.transparent_classes is None:
-            self.transparent_classes = (10, 12) if self.class_names == CELEBAMASK_CLASSES else ()
+            self.transparent_classes = CELEBAMASK_TRANSPARENT if self.class_names == CELEBAMASK_CLASSES else ()
         self.transparent_classes = tuple(int(t) for t in self.transparent_classes)
         self.validate()
 
@@ -336,9 +336,14 @@ class Generator(nn.Module):
         image, seg, seg_coarse = self.compose(h, depth, noise_mode, noise, composition_mask)
         return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wplus)
 
+    def wplus(self, z, truncation=1.0, w_avg=None) -> WPlus:
+        """z (N, style_dim) -> W+ codes: mapped, truncated towards `w_avg` (default: the mean w, `mean_w`) with
+        psi = `truncation`, and broadcast to every slot. The one place where samples get their codes."""
+        if truncation != 1 and w_avg is None: w_avg = self.mean_w()
+        return WPlus.from_w(truncate(self.mapping(z), w_avg, truncation), self.layout)
+
     def forward(self, z, truncation=1.0, w_avg=None, **synthesis_kwargs) -> GeneratorOutput:
-        "Map z (N, style_dim) to w, truncate towards `w_avg`, broadcast to W+ and synthesise."
-        w = truncate(self.mapping(z), w_avg, truncation)
-        return self.synthesis(WPlus.from_w(w, self.layout), **synthesis_kwargs)
+        "Synthesise the W+ codes of z (`wplus`)."
+        return self.synthesis(self.wplus(z, truncation, w_avg), **synthesis_kwargs)
 
     def mean_w(self, n=10_000, seed=0): return self.mapping.mean_w(n, seed)

@@ -6,9 +6,10 @@
 __all__ = ['INCEPTION_FILE', 'INCEPTION_ENV', 'INCEPTION_URL', 'ALEXNET_FILE', 'ALEXNET_ENV', 'ALEXNET_URL', 'PROTOCOL', 'KINDS',
            'cache_dir', 'WeightsMissing', 'find_weights', 'FeatureExtractor', 'InceptionExtractor', 'TinyExtractor',
            'generator_batches', 'data_batches', 'source_key', 'compute_features', 'dataset_stats', 'fid_from_features',
-           'kid_from_features', 'inception_score', 'evaluate_quality', 'load_lpips', 'locality', 'locality_table',
-           'plot_locality', 'Segmenter', 'confusion', 'iou_from_confusion', 'train_segmenter', 'segmenter_accuracy',
-           'mask_consistency', 'save_segmenter', 'load_segmenter', 'add_eval_args', 'cmd_eval', 'plot_ious']
+           'kid_from_features', 'inception_score', 'evaluate_quality', 'load_lpips', 'region_change', 'locality',
+           'locality_table', 'plot_locality', 'Segmenter', 'confusion', 'iou_from_confusion', 'train_segmenter',
+           'segmenter_accuracy', 'mask_consistency', 'save_segmenter', 'load_segmenter', 'add_eval_args', 'cmd_eval',
+           'plot_ious']
 
 # %% ../nbs/14_metrics.ipynb #ce922052
 import hashlib, json, math, os, sys
@@ -19,7 +20,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .checkpoint import atomic_write, load_generator, save_checkpoint, safe_load, diagnose_file, CheckpointError
 from .data import open_dataset, make_loader, read_image, image_files, DataError, SYNTHETIC_SPECS
-from .latent import WPlus, truncate
 from .viz import to_uint8, from_uint8
 
 # %% ../nbs/14_metrics.ipynb #7a8a7067
@@ -231,6 +231,13 @@ def load_lpips(path=None, device='cpu'):
 
 KINDS = ('shape', 'texture', 'both')
 
+def region_change(base, out, class_ids):
+    """How an edit changed the picture: the per-pixel change |out - base| (mean over RGB, in [0, 1]) and the edited
+    region, the pixels of `class_ids` in the mask before *or* after (a region that grows or shrinks counts as inside)."""
+    ids = torch.as_tensor(list(class_ids), device=base.mask.device)
+    inside = torch.isin(base.mask, ids) | torch.isin(out.mask, ids)
+    return (base.image - out.image).abs().mean(1) / 2, inside
+
 def _edit(wp, donor, name, kind, mode):
     names = name if kind == 'both' else f'{name}.{kind}'
     if mode == 'interpolate': return wp.lerp(names, donor, 0.5)
@@ -251,16 +258,15 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
     for i in tqdm(range(0, n, batch), disable=not progress, desc='locality'):
         b = min(batch, n - i)
         z1, z2 = torch.randn(b, G.cfg.style_dim, generator=g).to(device), torch.randn(b, G.cfg.style_dim, generator=g).to(device)
-        wp = WPlus.from_w(truncate(G.mapping(z1), w_avg, truncation), L)
-        donor = wp.codes.roll(1, 0) if mode == 'swap' else WPlus.from_w(truncate(G.mapping(z2), w_avg, truncation), L).codes
+        wp = G.wplus(z1, truncation, w_avg)
+        donor = wp.codes.roll(1, 0) if mode == 'swap' else G.wplus(z2, truncation, w_avg).codes
         base = G.synthesis(wp, noise_mode='const')
         for r in names:
             ci = L.class_index(r)
             for kind in kinds:
                 out = G.synthesis(_edit(wp, donor, r, kind, mode), noise_mode='const')
-                d = (base.image - out.image).abs().mean(1) / 2                         # (b,S,S) in [0,1]
-                m1, m2 = base.mask, out.mask
-                inside = (m1 == ci) | (m2 == ci); outside = ~inside
+                d, inside = region_change(base, out, [ci])
+                m1, m2, outside = base.mask, out.mask, ~inside
                 a = acc[(r, kind)]
                 a['out_l1'] += (d * outside).sum().item(); a['in_l1'] += (d * inside).sum().item()
                 a['out_changed'] += ((d > threshold) & outside).sum().item()
