@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['CELEBAMASK_CLASSES', 'CELEBAMASK_TRANSPARENT', 'pixel_norm', 'MappingNetwork', 'LatentLayout', 'WPlus', 'truncate',
-           'mix_regions', 'sample_mixed_wplus']
+           'mix_regions']
 
 # %% ../nbs/02_latent.ipynb #4b012b48
 from dataclasses import dataclass
@@ -149,9 +149,3 @@ def mix_regions(w1, w2, layout, generator=None, choice=None):
     tex = torch.where(tex_from_2, w2[:, None], w1[:, None])
     regions = torch.stack([shape, tex], 2).reshape(n, 2 * K, -1)
     return torch.cat([w1[:, None].expand(-1, B, -1), regions], 1)
-
-def sample_mixed_wplus(mapping, z1, z2, layout, prob=0.3, generator=None):
-    "The training-time latent: mapped z1 (W+ broadcast), or with probability `prob` per batch, `mix_regions(w1, w2)`."
-    if torch.rand((), generator=generator).item() < prob:
-        return mix_regions(mapping(z1), mapping(z2), layout, generator)
-    return WPlus.from_w(mapping(z1), layout).codes

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d', 'make_kernel', 'upfirdn2d_direct', 'upfirdn2d',
-           'Blur', 'Upsample', 'Downsample', 'modulated_conv2d', 'ModulatedConv2d', 'ConstModulatedConv2d',
-           'NoiseInjection', 'make_coords', 'transform_coords', 'FourierEmbedding']
+           'Blur', 'Upsample', 'modulated_conv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords',
+           'transform_coords', 'FourierEmbedding']
 
 # %% ../nbs/01_layers.ipynb #606daf53
 import math
@@ -125,16 +125,6 @@ class Upsample(nn.Module):
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
     def forward(self, x): return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
 
-class Downsample(nn.Module):
-    "2x FIR downsampling."
-    def __init__(self, kernel=(1, 3, 3, 1), factor=2):
-        super().__init__()
-        self.factor = factor
-        self.register_buffer('kernel', make_kernel(kernel), persistent=False)
-        p = self.kernel.shape[0] - factor
-        self.pad = ((p + 1) // 2, p // 2)
-    def forward(self, x): return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
-
 # %% ../nbs/01_layers.ipynb #fd4c816c
 def _up_blur_pad(kernel_len, k, factor=2):
     p = (kernel_len - factor) - (k - 1)
@@ -167,17 +157,6 @@ def modulated_conv2d(x, weight, style, demodulate=True, up=False, blur_kernel=No
     return x
 
 # %% ../nbs/01_layers.ipynb #57789bb5
-class ModulatedConv2d(nn.Module):
-    "Style-modulated convolution: the style is an affine map A(w) of a latent code (bias initialised to 1)."
-    def __init__(self, in_ch, out_ch, kernel_size, style_dim, demodulate=True, up=False, blur_kernel=(1, 3, 3, 1)):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
-        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1)
-        self.scale, self.demodulate, self.up = 1 / math.sqrt(in_ch * kernel_size**2), demodulate, up
-        self.blur = Blur(blur_kernel, pad=_up_blur_pad(len(blur_kernel), kernel_size), up=2) if up else None
-    def forward(self, x, w):
-        return modulated_conv2d(x, self.weight * self.scale, self.modulation(w), self.demodulate, self.up, self.blur)
-
 class ConstModulatedConv2d(nn.Module):
     "Modulated convolution whose style is a learned constant vector `modulation` (1,I,1,1), initialised to 1."
     def __init__(self, in_ch, out_ch, kernel_size, demodulate=True, up=False, blur_kernel=(1, 3, 3, 1)):
