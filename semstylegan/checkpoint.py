@@ -6,7 +6,7 @@
 __all__ = ['SAFE_GLOBALS', 'LFS_POINTER', 'FORMAT', 'CheckpointError', 'safe_load', 'diagnose_file', 'generator_official_to_ours',
            'generator_ours_to_official', 'discriminator_official_to_ours', 'discriminator_ours_to_official',
            'load_into', 'infer_official_config', 'is_official', 'load_official', 'atomic_write', 'save_checkpoint',
-           'check_finite', 'load_checkpoint', 'load_generator']
+           'check_finite', 'load_checkpoint', 'load_generator', 'pretrained_path']
 
 # %% ../nbs/06_checkpoint.ipynb #0cdc7d2b
 import argparse, dataclasses, json, os, pickle, re, tempfile, warnings
@@ -330,3 +330,12 @@ def load_generator(path, which='g_ema', **overrides):
     G = out.get(which, out.get('g'))
     if G is None: raise CheckpointError(f'{path}: holds no generator')
     return G
+
+# %% ../nbs/06_checkpoint.ipynb #d752ba6f
+def pretrained_path(name='tiny-synthetic'):
+    """A checkpoint shipped in the package (see the model card): the `tiny` model trained on synthetic faces, or its
+    fine-tunes on the toon domain ('tiny-toon-frozen', 'tiny-toon-full')."""
+    import semstylegan
+    p = Path(semstylegan.__file__).parent / 'assets' / f'{name}.safetensors'
+    if not p.exists(): raise FileNotFoundError(f'{p}: the packaged checkpoint is missing; reinstall semstylegan')
+    return p

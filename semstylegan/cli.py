@@ -144,7 +144,7 @@ def _bench_synthetic(args):
 def _bench_explore(args):
     "One explorer update (a region slider): `--ckpt` (default for `--preset tiny`: the shipped model) or random weights."
     from semstylegan.explore import bench_explorer
-    from semstylegan.demo import pretrained_path
+    from semstylegan.checkpoint import pretrained_path
     torch.set_num_threads(args.threads)
     dev = _device(args.device)
     ckpt = args.ckpt or (pretrained_path() if args.preset == 'tiny' else None)

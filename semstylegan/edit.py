@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['CODES_FORMAT', 'GROUPS', 'EDIT_ATTRIBUTES', 'ATTRIBUTE_REGIONS', 'codes_from_seeds', 'save_codes', 'load_codes',
-           'region_classes', 'region_slots', 'render', 'slerp', 'interpolate_codes', 'spline_codes', 'render_frames',
-           'save_frames', 'mix_grid', 'move_part', 'composite_foreground', 'invert_background', 'composite_features',
-           'pyramid_l1', 'invert', 'AttributeClassifier', 'train_attribute_classifier', 'attribute_report',
-           'check_classifier', 'attribute_classifier_path', 'save_attribute_classifier', 'load_attribute_classifier',
-           'label_samples', 'fit_boundary', 'edit_codes', 'edit_curve', 'plot_edit_curve', 'cmd_components',
-           'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit', 'add_edit_parsers']
+           'region_classes', 'region_slots', 'render', 'component_buildup', 'slerp', 'interpolate_codes',
+           'spline_codes', 'render_frames', 'save_frames', 'mix_grid', 'move_part', 'composite_foreground',
+           'invert_background', 'composite_features', 'pyramid_l1', 'invert', 'AttributeClassifier',
+           'train_attribute_classifier', 'attribute_report', 'check_classifier', 'attribute_classifier_path',
+           'save_attribute_classifier', 'load_attribute_classifier', 'label_samples', 'fit_boundary', 'edit_codes',
+           'edit_curve', 'plot_edit_curve', 'cmd_components', 'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit',
+           'add_edit_parsers']
 
 # %% ../nbs/15_edit.ipynb #6e673d28
 import copy, json, math, os, sys
@@ -23,8 +24,7 @@ from .generator import GeneratorOutput
 from .metrics import region_change
 from .layers import make_coords, transform_coords
 from .checkpoint import atomic_write, safe_load, CheckpointError
-from .viz import to_uint8, from_uint8, colorize, make_grid, save_image
-from .demo import component_buildup
+from .viz import to_uint8, from_uint8, colorize, make_grid, save_image, depth_image
 
 # %% ../nbs/15_edit.ipynb #dacf0253
 CODES_FORMAT = 'semstylegan-codes/1'
@@ -85,6 +85,25 @@ def render(G, wplus, noise_mode='const', **kw):
     "(images uint8 (N,3,S,S), coloured masks uint8 (N,3,S,S)) for W+ codes."
     o = G.synthesis(wplus, noise_mode=noise_mode, **kw)
     return to_uint8(o.image).cpu(), colorize(o.mask.cpu(), G.cfg.n_classes)
+
+# %% ../nbs/15_edit.ipynb #7b694cd8
+@torch.no_grad()
+def component_buildup(G, wplus, order=None, noise_mode='const'):
+    """Grid for one sample: row 1 the image as local generators are added (background, then `order`), row 2 its
+    mask, row 3 the pseudo-depth of the class just added. Returns (3, H, W) uint8 and the column titles."""
+    K, S = G.cfg.n_classes, G.cfg.size
+    order = list(range(1, K)) if order is None else [G.layout.class_index(c) for c in order]
+    wplus = wplus[:1]
+    imgs, masks, depths, titles = [], [], [], []
+    for j in range(len(order) + 1):
+        cm = torch.zeros(K); cm[0] = 1; cm[order[:j]] = 1
+        o = G.synthesis(wplus, noise_mode=noise_mode, composition_mask=cm.to(wplus.device))
+        imgs.append(to_uint8(o.image[0].cpu()))
+        masks.append(colorize(o.seg[0].cpu().argmax(0), K))
+        k = 0 if j == 0 else order[j - 1]
+        depths.append(depth_image(o.depths[0], k, S))
+        titles.append('background' if j == 0 else '+ ' + G.layout.class_names[k])
+    return make_grid(torch.stack(imgs + masks + depths), len(imgs)), titles
 
 # %% ../nbs/15_edit.ipynb #ca426f86
 def slerp(a, b, t, centre=None):
@@ -567,7 +586,7 @@ def add_edit_parsers(sub):
 def _run_edit(fn):
     def run(args):
         from semstylegan.checkpoint import load_generator
-        from semstylegan.demo import pretrained_path
+        from semstylegan.checkpoint import pretrained_path
         from semstylegan.train import resolve_device
         device = resolve_device(args.device)
         G = load_generator(args.ckpt or pretrained_path()).eval().to(device)

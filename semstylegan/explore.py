@@ -18,7 +18,7 @@ from .latent import WPlus
 from .layers import make_coords, transform_coords
 from .viz import to_uint8, from_uint8, colorize, save_image
 from .edit import codes_from_seeds, region_classes, region_slots, save_codes, invert, edit_codes, GROUPS
-from .demo import depth_image
+from .viz import depth_image
 try: import ipywidgets as W
 except ImportError: W = None
 

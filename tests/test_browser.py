@@ -22,7 +22,7 @@ NOTEBOOK = {'cells': [
     {'cell_type': 'code', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': (
         "import torch; torch.set_num_threads(1)\n"
         "from semstylegan.checkpoint import load_generator\n"
-        "from semstylegan.demo import pretrained_path\n"
+        "from semstylegan.checkpoint import pretrained_path\n"
         "from semstylegan.explore import RegionInterpolator\n"
         "G = load_generator(pretrained_path()).eval()\n"
         "ex = RegionInterpolator(G, seed_a=3, seed_b=8, regions=['hair', 'skin', 'background'])\n"

@@ -4,7 +4,7 @@ import torch
 
 from semstylegan import edit as E
 from semstylegan.checkpoint import load_generator
-from semstylegan.demo import pretrained_path
+from semstylegan.checkpoint import pretrained_path
 from semstylegan.latent import WPlus
 from semstylegan.metrics import locality
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from semstylegan import metrics as M
 from semstylegan.cli import main
-from semstylegan.demo import pretrained_path
+from semstylegan.checkpoint import pretrained_path
 from semstylegan.data import prepare, Synthetic
 from semstylegan.synthetic import synthetic_faces
 

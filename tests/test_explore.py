@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 from semstylegan.checkpoint import load_generator, generator_ours_to_official
-from semstylegan.demo import pretrained_path
+from semstylegan.checkpoint import pretrained_path
 from semstylegan.edit import codes_from_seeds
 from semstylegan.generator import Generator, preset
 from semstylegan.latent import WPlus

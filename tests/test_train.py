@@ -95,7 +95,8 @@ def test_train_bad_settings(tmp_path):
 
 def test_shipped_checkpoint_is_trained(tmp_path):
     """The packaged tiny checkpoint loads, is the tiny preset, and draws faces: a face part at the centre of most samples."""
-    from semstylegan.demo import pretrained_path, demo
+    from semstylegan.checkpoint import pretrained_path
+    from semstylegan.demo import demo
     from semstylegan.checkpoint import load_generator
     from semstylegan.generator import preset
     G = load_generator(pretrained_path())

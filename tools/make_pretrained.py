@@ -60,7 +60,7 @@ def write_card(models):
 `tiny-synthetic` is a `tiny` SemanticStyleGAN (64 px, 13 classes, {n:,} generator parameters) trained on the built-in
 synthetic faces by the project's own training command, so that notebooks, the demo and the explorers show a trained
 model on a fresh machine. It is a toy: cartoon faces at 64 px, for trying the tools, not for research results. Load it
-with `semstylegan.checkpoint.load_generator(semstylegan.demo.pretrained_path())`; `semstylegan demo --pretrained`
+with `semstylegan.checkpoint.load_generator(semstylegan.checkpoint.pretrained_path())`; `semstylegan demo --pretrained`
 continues training it. The other files are made from it or for it, each by the command given.
 
 ![samples](tiny-synthetic-samples.png)
