@@ -2,7 +2,8 @@
 """Generate README.md from nbs/index.ipynb without Quarto (which cannot be installed offline).
 
 Markdown cells are copied; code cells are shown as Python blocks unless they carry a `#|` hide/export directive.
-The first cell's `# title` and `> description` become the README header. Run from the repository root:
+The first cell's `# title` and `> description` become the README header; links relative to nbs/ (`../x`) are
+rewritten relative to the repository root. Run from the repository root:
 `python tools/make_readme.py` (writes README.md) or `--check` (exit 1 if README.md is out of date)."""
 import json, sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb'):
         elif cell['cell_type'] == 'code':
             if any(l.startswith('#|') and any(d in l for d in ('hide', 'export', 'default_exp')) for l in src.splitlines()): continue
             parts.append('```python\n' + src + '\n```')
-    return '\n\n'.join(parts) + '\n'
+    return ('\n\n'.join(parts) + '\n').replace('](../', '](')      # links relative to nbs/ -> to the repository root
 
 if __name__ == '__main__':
     text, readme = render(), ROOT / 'README.md'
