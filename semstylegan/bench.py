@@ -54,14 +54,17 @@ def reference_synthesis(G, codes, noise):
         x = pe
         for l in range(L):
             s = codes[:, k * L + l] @ (loc.mod_weight[k, l] * loc.mod_scale).t() + loc.mod_bias[k, l]
-            x = _native_fused_lrelu(_grouped_modconv(x, loc.weight[k, l, :, :, None, None] * loc.conv_scale, s, True), loc.act_bias[k, l])
+            x = _native_fused_lrelu(_grouped_modconv(x, loc.weight[k, l, :, :, None, None] * loc.conv_scale, s, True),
+                                    loc.act_bias[k, l])
             if l == cfg.depth_layers - 1:
                 if k == 0: depths.append(torch.zeros(n, 1, c, c, device=x.device, dtype=x.dtype))
                 else:
                     wd = loc.depth_weight[k - 1].reshape(1, -1, 1, 1) * loc.conv_scale
-                    depths.append(_grouped_modconv(x, wd, loc.depth_mod[k - 1].expand(n, -1), False) + loc.depth_bias[k - 1])
+                    depths.append(_grouped_modconv(x, wd, loc.depth_mod[k - 1].expand(n, -1), False)
+                                  + loc.depth_bias[k - 1])
         wf = loc.feat_weight[k, :, :, None, None] * loc.conv_scale
-        feats.append(_grouped_modconv(x, wf, loc.feat_mod[k].expand(n, -1), False) + loc.feat_bias[k].reshape(1, -1, 1, 1))
+        feats.append(_grouped_modconv(x, wf, loc.feat_mod[k].expand(n, -1), False)
+                     + loc.feat_bias[k].reshape(1, -1, 1, 1))
     m, weights = fuse_masks(torch.cat(depths, 1), cfg.transparent_classes)
     feat = composite(torch.stack(feats, 1), weights)
     seg_coarse = 2 * m - 1
@@ -73,7 +76,8 @@ def reference_synthesis(G, codes, noise):
         if nz is None: nz = torch.randn(n, 1, *x.shape[2:], device=x.device)
         return _native_fused_lrelu(x + conv.noise.weight * nz, conv.activate.bias)
     def to_out(head, x, skip):
-        out = _grouped_modconv(x, head.conv.weight * head.conv.scale, head.conv.modulation.reshape(1, -1).expand(n, -1), False) + head.bias
+        style = head.conv.modulation.reshape(1, -1).expand(n, -1)
+        out = _grouped_modconv(x, head.conv.weight * head.conv.scale, style, False) + head.bias
         up = head.upsample
         return out if skip is None else out + _native_upfirdn2d(skip, up.kernel, up.factor, up.pad)
     for i in range(len(R.to_rgbs)):
@@ -123,7 +127,8 @@ def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', re
         ctx = (lambda: torch.autocast('cuda', dtype=dt)) if dt is not None else nullcontext
         def fwd():
             with torch.no_grad(), ctx(): G(z, noise_mode='const')
-        res[f'g_forward_s{tag}'] = time_fn(fwd, repeat=repeat, device=device); log(f'G forward{tag}: {res[f"g_forward_s{tag}"]:.3f} s')
+        res[f'g_forward_s{tag}'] = time_fn(fwd, repeat=repeat, device=device)
+        log(f'G forward{tag}: {res[f"g_forward_s{tag}"]:.3f} s')
         def step():
             with ctx():
                 out = G(z)
@@ -149,10 +154,12 @@ def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', re
     if reference:
         noise = G.render.make_noise('const')
         def ref():
-            with torch.no_grad(): reference_synthesis(G, G.layout.expand(G.mapping(z)[:, None].expand(-1, G.n_latent, -1)), noise)
+            with torch.no_grad():
+                reference_synthesis(G, G.layout.expand(G.mapping(z)[:, None].expand(-1, G.n_latent, -1)), noise)
         res['g_forward_official_algorithm_s'] = time_fn(ref, repeat=repeat, device=device)
         res['g_forward_speedup'] = res['g_forward_official_algorithm_s'] / res['g_forward_s']
-        log(f'G forward, official algorithm: {res["g_forward_official_algorithm_s"]:.3f} s  (speed-up x{res["g_forward_speedup"]:.2f})')
+        log(f'G forward, official algorithm: {res["g_forward_official_algorithm_s"]:.3f} s  '
+            f'(speed-up x{res["g_forward_speedup"]:.2f})')
     return res
 
 # %% ../nbs/08_bench.ipynb #prof00fn

@@ -35,8 +35,9 @@ def safe_load(path):
         if problem := diagnose_file(path): raise CheckpointError(f'{path}: {problem}') from None
         raise CheckpointError(
             f'{path}: refused to load, the file contains pickled objects that are not plain weights '
-            f'(first line of the loader\'s reason: {str(e).strip().splitlines()[0][:300]}). Only tensors, containers and '
-            f'argparse.Namespace are allowed. If you trust this file, re-save its tensors with torch.save(state_dict) '
+            f'(first line of the loader\'s reason: {str(e).strip().splitlines()[0][:300]}). '
+            f'Only tensors, containers and argparse.Namespace are allowed. '
+            f'If you trust this file, re-save its tensors with torch.save(state_dict) '
             f'from a trusted environment.') from None
     except (RuntimeError, EOFError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0][:200]
@@ -89,7 +90,8 @@ _LOCAL = [  # (our stacked tensor, official key pattern under local_nets.{k}.)
     ('weight', 'linears.{l}.conv.weight'), ('mod_weight', 'linears.{l}.conv.modulation.weight'),
     ('mod_bias', 'linears.{l}.conv.modulation.bias'), ('act_bias', 'linears.{l}.activate.bias'),
     ('feat_weight', 'to_feat.conv.weight'), ('feat_mod', 'to_feat.conv.modulation'), ('feat_bias', 'to_feat.bias'),
-    ('depth_weight', 'to_depth.conv.weight'), ('depth_mod', 'to_depth.conv.modulation'), ('depth_bias', 'to_depth.bias')]
+    ('depth_weight', 'to_depth.conv.weight'), ('depth_mod', 'to_depth.conv.modulation'),
+    ('depth_bias', 'to_depth.bias')]
 
 def _local_shapes(cfg):
     "For each stacked tensor: (our per-item shape, the official per-item shape)."
@@ -102,7 +104,9 @@ def _local_shapes(cfg):
 def _local_keys(ours, pat, cfg):
     "Official keys of one stacked tensor, in stacking order, and the stacked leading shape."
     ks = range(1, cfg.n_classes) if ours.startswith('depth') else range(cfg.n_classes)
-    if '{l}' in pat: return [f'local_nets.{k}.' + pat.format(l=l) for k in ks for l in range(cfg.local_layers)], (len(ks), cfg.local_layers)
+    if '{l}' in pat:
+        keys = [f'local_nets.{k}.' + pat.format(l=l) for k in ks for l in range(cfg.local_layers)]
+        return keys, (len(ks), cfg.local_layers)
     return [f'local_nets.{k}.' + pat for k in ks], (len(ks),)
 
 def _check_kernels(kernels, cfg):
@@ -111,7 +115,8 @@ def _check_kernels(kernels, cfg):
     for name, v in kernels.items():
         ref = k * 4 if ('upsample' in name or 'blur' in name) else k
         if v.shape != ref.shape or not torch.allclose(v.float(), ref, atol=1e-3):
-            raise CheckpointError(f'{name}: FIR kernel in the file differs from blur_kernel={cfg.blur_kernel} of the config')
+            raise CheckpointError(f'{name}: FIR kernel in the file differs from blur_kernel={cfg.blur_kernel} '
+                                  'of the config')
 
 def generator_official_to_ours(sd, cfg):
     """Official generator state dict -> (our state dict, problems) where problems lists missing keys, unexpected keys
@@ -155,7 +160,8 @@ def generator_ours_to_official(sd, cfg):
         # the render net's FIR buffers: a blur after every upsampling (even) conv, an upsampler in every ToRGB/ToSeg
         if m := re.fullmatch(r'render\.convs\.(\d+)\.weight', k):
             if int(m[1]) % 2 == 0: out[f'render_net.convs.{m[1]}.blur.kernel'] = up.clone()
-        elif m := re.fullmatch(r'render\.(to_rgbs|to_segs)\.(\d+)\.bias', k): out[f'render_net.{m[1]}.{m[2]}.upsample.kernel'] = up.clone()
+        elif m := re.fullmatch(r'render\.(to_rgbs|to_segs)\.(\d+)\.bias', k):
+            out[f'render_net.{m[1]}.{m[2]}.upsample.kernel'] = up.clone()
     return out
 
 def discriminator_official_to_ours(sd, cfg):
@@ -173,21 +179,26 @@ def discriminator_ours_to_official(sd, cfg):
 
 # %% ../nbs/06_checkpoint.ipynb #3965fcbf
 def load_into(module, sd, source='state dict', problems=None):
-    "Load `sd` strictly into `module`; on mismatch raise `CheckpointError` listing missing, unexpected and mis-shaped keys."
+    """Load `sd` strictly into `module`; on mismatch raise `CheckpointError` listing missing, unexpected and
+    mis-shaped keys."""
     own = module.state_dict()
     problems = problems or {}
     stacked = {k for k in own if k.startswith('local.')} if problems else set()  # reported by the converter instead
     missing = sorted(set(own) - set(sd) - stacked) + list(problems.get('missing', []))
     unexpected = sorted(set(sd) - set(own)) + list(problems.get('unexpected', []))
-    shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}' for k in own if k in sd and sd[k].shape != own[k].shape]
+    shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
+              for k in own if k in sd and sd[k].shape != own[k].shape]
     shapes += list(problems.get('shapes', []))
     if missing or unexpected or shapes:
-        def fmt(xs): return ''.join(f'\n    {x}' for x in xs[:40]) + (f'\n    ... and {len(xs) - 40} more' if len(xs) > 40 else '')
-        raise CheckpointError(f'{source} does not match {type(module).__name__}({module.cfg.size}px, {module.cfg.n_classes} classes):'
-                              + (f'\n  missing keys ({len(missing)}):' + fmt(missing) if missing else '')
-                              + (f'\n  unexpected keys ({len(unexpected)}):' + fmt(unexpected) if unexpected else '')
-                              + (f'\n  shape mismatches ({len(shapes)}):' + fmt(shapes) if shapes else '')
-                              + '\n  Check that the config (size, n_classes, channels...) is the one the file was trained with.')
+        def fmt(xs):
+            more = f'\n    ... and {len(xs) - 40} more' if len(xs) > 40 else ''
+            return ''.join(f'\n    {x}' for x in xs[:40]) + more
+        raise CheckpointError(
+            f'{source} does not match {type(module).__name__}({module.cfg.size}px, {module.cfg.n_classes} classes):'
+            + (f'\n  missing keys ({len(missing)}):' + fmt(missing) if missing else '')
+            + (f'\n  unexpected keys ({len(unexpected)}):' + fmt(unexpected) if unexpected else '')
+            + (f'\n  shape mismatches ({len(shapes)}):' + fmt(shapes) if shapes else '')
+            + '\n  Check that the config (size, n_classes, channels...) is the one the file was trained with.')
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
     return module
 
@@ -202,15 +213,17 @@ def infer_official_config(sd, **overrides):
     min_feat = sd['render_net.noises.noise_0'].shape[-1] // 2
     Fc = sd['local_nets.0.to_feat.conv.weight'].shape[0]
     coarse = next(min_feat * 2 ** (j // 2) for j in range(0, n_convs, 2)
-                  if sd[f'render_net.convs.{j}.weight'].shape[1] > (Fc if j == 0 else sd[f'render_net.convs.{j - 1}.weight'].shape[0]))
+                  if sd[f'render_net.convs.{j}.weight'].shape[1]
+                  > (Fc if j == 0 else sd[f'render_net.convs.{j - 1}.weight'].shape[0]))
     size = 2 ** ((n_emb // 2 - 1) // 2)
     c_top = sd[f'render_net.convs.{n_convs - 2}.weight'].shape[0]   # channels at full size: 256*64*cm/size
     cm = max(1, c_top * size // (256 * 64)) if size > 32 else 2
     inferred = dict(size=size, style_dim=D, n_mlp=len([k for k in sd if re.fullmatch(r'style\.\d+\.weight', k)]),
                     channel_multiplier=cm, n_classes=K, local_layers=L, local_channel=C, coarse_size=coarse,
                     coarse_channel=Fc, min_feat_size=min_feat)
-    assumed = {k: v for k, v in dict(base_layers=2, depth_layers=6, residual_refine=True,
-                                     transparent_classes=CELEBAMASK_TRANSPARENT if K == 13 else ()).items() if k not in overrides}
+    defaults = dict(base_layers=2, depth_layers=6, residual_refine=True,
+                    transparent_classes=CELEBAMASK_TRANSPARENT if K == 13 else ())
+    assumed = {k: v for k, v in defaults.items() if k not in overrides}
     if assumed: warnings.warn(f'bare state dict: assuming official defaults {assumed} (pass overrides to change)')
     return ModelConfig(**{**inferred, **assumed, **overrides})
 
@@ -226,16 +239,20 @@ def load_official(path, which=('g_ema', 'g', 'd'), **overrides):
     `ModelConfig` fields that replace what the file says or implies."""
     src = str(path) if isinstance(path, (str, Path)) else 'checkpoint dict'
     obj = safe_load(path) if isinstance(path, (str, Path)) else path
-    if not is_official(obj): raise CheckpointError(f'{src}: not an official SemanticStyleGAN checkpoint (no local_nets.* keys)')
+    if not is_official(obj):
+        raise CheckpointError(f'{src}: not an official SemanticStyleGAN checkpoint (no local_nets.* keys)')
     if any(k.startswith('local_nets.') for k in obj): obj = {'g_ema': obj}
     elif any(k.startswith('convs_img.') for k in obj): obj = {'d': obj}
     if 'args' in obj: cfg = dataclasses.replace(ModelConfig.from_official(obj['args']), **overrides)
     elif 'g_ema' in obj or 'g' in obj: cfg = infer_official_config(obj.get('g_ema', obj.get('g')), **overrides)
-    else: raise CheckpointError(f'{src}: a bare discriminator state dict has no config; pass a full checkpoint (with args)')
+    else:
+        raise CheckpointError(f'{src}: a bare discriminator state dict has no config; '
+                              'pass a full checkpoint (with args)')
     out = {'config': cfg}
     for key in which:
         if key not in obj: continue
-        M, convert = (DualBranchDiscriminator, discriminator_official_to_ours) if key == 'd' else (Generator, generator_official_to_ours)
+        M, convert = ((DualBranchDiscriminator, discriminator_official_to_ours) if key == 'd'
+                      else (Generator, generator_official_to_ours))
         check_finite(obj[key], f"{src} ['{key}']")
         sd, problems = convert({k: v for k, v in obj[key].items()}, cfg)
         out[key] = load_into(M(cfg), sd, f"{src} ['{key}']", problems).eval()
@@ -267,7 +284,8 @@ def save_checkpoint(path, config, **models_or_states):
         from safetensors.torch import save_file
         flat = {}
         for name, sd in states.items():
-            if not isinstance(sd, dict): raise ValueError(f'{path}: safetensors files hold models only; {name!r} is not one (use .pt)')
+            if not isinstance(sd, dict):
+                raise ValueError(f'{path}: safetensors files hold models only; {name!r} is not one (use .pt)')
             flat.update({f'{name}.{k}': v.detach().contiguous().cpu() for k, v in sd.items()})
         meta = {'format': FORMAT, 'config': json.dumps(cfg), 'models': json.dumps(list(states))}
         return atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=meta))

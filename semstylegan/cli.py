@@ -21,7 +21,8 @@ from .train import resolve_device
 def _model_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--ckpt', type=Path, help='checkpoint: ours (.safetensors/.pt) or official (.pt)')
-    g.add_argument('--preset', default=None, choices=list(PRESETS), help='untrained model from a preset (default: tiny)')
+    g.add_argument('--preset', default=None, choices=list(PRESETS),
+                   help='untrained model from a preset (default: tiny)')
     p.add_argument('--device', default='auto', help="'cpu', 'cuda', 'cuda:1' or 'auto' (default)")
 
 def _device(name): return str(resolve_device(name))
@@ -30,15 +31,18 @@ def _load(args, which=('g_ema', 'g', 'd')):
     if args.ckpt is not None: return load_checkpoint(args.ckpt, which)
     cfg = preset(args.preset or 'tiny')
     torch.manual_seed(getattr(args, 'seed', 0))
-    return {'config': cfg, 'g_ema': Generator(cfg).eval(), **({'d': DualBranchDiscriminator(cfg).eval()} if 'd' in which else {})}
+    return {'config': cfg, 'g_ema': Generator(cfg).eval(),
+            **({'d': DualBranchDiscriminator(cfg).eval()} if 'd' in which else {})}
 
 def cmd_info(args):
     "Print the configuration, parameter counts and latent layout of a checkpoint or preset."
     m = _load(args)
     cfg = m['config']
-    info = {'config': cfg.to_dict(), 'latent': {'n_latent': cfg.layout.n_latent, 'n_latent_expand': cfg.layout.n_latent_expand,
-                                                'names': cfg.layout.names},
-            'parameters': {k: sum(p.numel() for p in v.parameters()) for k, v in m.items() if isinstance(v, torch.nn.Module)}}
+    info = {'config': cfg.to_dict(),
+            'latent': {'n_latent': cfg.layout.n_latent, 'n_latent_expand': cfg.layout.n_latent_expand,
+                       'names': cfg.layout.names},
+            'parameters': {k: sum(p.numel() for p in v.parameters())
+                           for k, v in m.items() if isinstance(v, torch.nn.Module)}}
     if args.ckpt is not None: info['file'] = str(args.ckpt)
     print(json.dumps(info, indent=1) if args.json else _fmt_info(info))
 
@@ -46,7 +50,8 @@ def _fmt_info(info):
     c = info['config']; lines = [f"file: {info['file']}"] if 'file' in info else []
     lines += [f"size {c['size']}, {c['n_classes']} classes: {', '.join(c['class_names'])}",
               f"transparent: {list(c['transparent_classes'])}, residual_refine: {c['residual_refine']}",
-              f"W+: {info['latent']['n_latent']} codes of {c['style_dim']} (expanded: {info['latent']['n_latent_expand']})"]
+              f"W+: {info['latent']['n_latent']} codes of {c['style_dim']} "
+              f"(expanded: {info['latent']['n_latent_expand']})"]
     lines += [f"{k}: {v:,} parameters" for k, v in info['parameters'].items()]
     lines += ['config: ' + ' '.join(f'{k}={v}' for k, v in c.items() if k != 'class_names')]
     return '\n'.join(lines)
@@ -100,8 +105,8 @@ def cmd_bench(args):
     "Time the generator and discriminator, the loader or the synthetic faces; write JSON."
     if args.what == 'model':
         from semstylegan.bench import run_bench
-        res = run_bench(args.preset or 'celebamask-256', args.batch or 4, args.threads, _device(args.device), args.repeat,
-                        reference=not args.no_reference, tune=not args.no_malloc_tuning,
+        res = run_bench(args.preset or 'celebamask-256', args.batch or 4, args.threads, _device(args.device),
+                        args.repeat, reference=not args.no_reference, tune=not args.no_malloc_tuning,
                         log=print if args.verbose else (lambda *a: None), profile=args.profile, compile=args.compile)
     elif args.what == 'loader': res = _bench_loader(args)
     elif args.what == 'train': res = _bench_train(args)
@@ -117,7 +122,8 @@ def cmd_prepare(args):
     if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test, args.style)
     elif args.source == 'celebamask-hq': src = data.CelebAMaskHQ(args.root, args.size or 256)
     else: src = data.ImageFolder(args.images, args.labels, args.classes, args.size or 256, args.test_frac)
-    man = data.prepare(src, args.out, skip_bad=args.skip_bad, workers=args.workers, overwrite=args.overwrite, progress=args.verbose)
+    man = data.prepare(src, args.out, skip_bad=args.skip_bad, workers=args.workers, overwrite=args.overwrite,
+                       progress=args.verbose)
     print(data.summary(man))
 
 def _bench_loader(args):
@@ -142,7 +148,8 @@ def _bench_synthetic(args):
 
 # %% ../nbs/09_cli.ipynb #b832ba45
 def _bench_explore(args):
-    "One explorer update (a region slider): `--ckpt` (default for `--preset tiny`: the shipped model) or random weights."
+    """One explorer update (a region slider): `--ckpt` (default for `--preset tiny`: the shipped model)
+    or random weights."""
     from semstylegan.explore import bench_explorer
     from semstylegan.checkpoint import pretrained_path
     torch.set_num_threads(args.threads)
@@ -150,7 +157,8 @@ def _bench_explore(args):
     ckpt = args.ckpt or (pretrained_path() if args.preset == 'tiny' else None)
     G = (load_generator(ckpt) if ckpt else Generator(preset(args.preset))).eval().to(dev)
     res = bench_explorer(G, repeat=max(args.repeat, 5))
-    return dict(what='explore', model=str(ckpt) if ckpt else f'{args.preset} (random weights)', threads=torch.get_num_threads(), **res)
+    return dict(what='explore', model=str(ckpt) if ckpt else f'{args.preset} (random weights)',
+                threads=torch.get_num_threads(), **res)
 
 def _bench_train(args):
     from semstylegan.train import train_speed
@@ -166,13 +174,16 @@ def cmd_demo(args):
     "Train the tiny model on synthetic faces for a few minutes, then write pictures and index.html."
     from semstylegan.demo import demo
     info = demo(args.out, args.minutes, pretrained=args.pretrained, resume=args.resume, device=args.device,
-                seed=args.seed, progress=not args.quiet, log=(lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr)))
-    if not args.quiet: print(f"{args.out}/index.html: {info['summary']['steps']} steps in {info['summary']['minutes']} min")
+                seed=args.seed, progress=not args.quiet,
+                log=(lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr)))
+    if not args.quiet:
+        print(f"{args.out}/index.html: {info['summary']['steps']} steps in {info['summary']['minutes']} min")
 
 def _train_parsers(sub):
     from semstylegan.train import add_train_args, cmd_train
     s = sub.add_parser('train', help='train a model (resumable; torchrun for many GPUs)',
-                       description='Train SemanticStyleGAN. Checkpoints, metrics, samples and the final model go to --out.')
+                       description='Train SemanticStyleGAN. '
+                                   'Checkpoints, metrics, samples and the final model go to --out.')
     add_train_args(s); s.set_defaults(fn=cmd_train)
     s = sub.add_parser('demo', help='a few minutes of training on synthetic faces, then pictures and index.html')
     s.add_argument('--minutes', type=float, default=5.0, help='training time (default 5)')
@@ -180,19 +191,23 @@ def _train_parsers(sub):
     s.add_argument('--pretrained', action='store_true', help='continue from the checkpoint shipped in the package')
     s.add_argument('--resume', action='store_true', help='continue the run in --out')
     s.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
-    s.add_argument('--seed', type=int, default=0); s.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     s.set_defaults(fn=cmd_demo)
     from semstylegan.metrics import add_eval_args, cmd_eval   # numpy/torch only at import; clean-fid etc. when run
     s = sub.add_parser('eval', help='FID, KID, IS, locality of edits, mask consistency (JSON and figures)',
                        description='Evaluate a checkpoint: fid|kid|is (clean-fid protocol, local Inception weights), '
-                                   'locality (edits of one region against the rest), masks (generated masks vs a segmenter).')
+                                   'locality (edits of one region against the rest), '
+                                   'masks (generated masks vs a segmenter).')
     add_eval_args(s); s.set_defaults(fn=cmd_eval)
     from semstylegan.edit import add_edit_parsers
     add_edit_parsers(sub)
 
 # %% ../nbs/09_cli.ipynb #636675f2
 def make_parser():
-    p = argparse.ArgumentParser(prog='semstylegan', description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
+    p = argparse.ArgumentParser(
+        prog='semstylegan',
+        description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('info', help='configuration, parameter counts and latent layout'); _model_args(s)
     s.add_argument('--json', action='store_true', help='machine-readable output'); s.set_defaults(fn=cmd_info)
@@ -214,28 +229,37 @@ def make_parser():
     s = sub.add_parser('bench', help='speed of the model, the data loader or the synthetic faces (JSON)')
     s.add_argument('--what', default='model', choices=['model', 'loader', 'synthetic', 'train', 'explore'],
                    help='model: G forward and G+D forward/backward (default); loader: pairs/s from a prepared folder; '
-                        'synthetic: pairs/s drawn by the synthetic faces; train: images/s of a training step, ours and official; '
+                        'synthetic: pairs/s drawn by the synthetic faces; '
+                        'train: images/s of a training step, ours and official; '
                         'explore: ms per explorer update, cached and full')
-    s.add_argument('--ckpt', type=Path, help='explore: a checkpoint (ours or official; default for --preset tiny: the shipped one)')
+    s.add_argument('--ckpt', type=Path,
+                   help='explore: a checkpoint (ours or official; default for --preset tiny: the shipped one)')
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS))
     s.add_argument('--batch', type=_positive,
                    help="batch size (default: model 4; train the recipe's on CUDA, 4 on CPU; loader and synthetic 32)")
     s.add_argument('--compile', action='store_true', help='model: also time G forward through torch.compile')
     s.add_argument('--profile', type=_positive, default=0, metavar='N',
                    help='model, train: per phase, convolutions, kernel launches, host syncs and the top N ops')
-    s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)'); s.add_argument('--device', default='cpu')
-    s.add_argument('--repeat', type=_positive, default=3); s.add_argument('--no-reference', action='store_true', help='skip the official-algorithm timing')
-    s.add_argument('--no-malloc-tuning', action='store_true', help='keep glibc malloc defaults (see semstylegan.bench.tune_allocator)')
+    s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)')
+    s.add_argument('--device', default='cpu')
+    s.add_argument('--repeat', type=_positive, default=3)
+    s.add_argument('--no-reference', action='store_true', help='skip the official-algorithm timing')
+    s.add_argument('--no-malloc-tuning', action='store_true',
+                   help='keep glibc malloc defaults (see semstylegan.bench.tune_allocator)')
     s.add_argument('--amp', default='off', choices=['off', 'bf16', 'auto'],
-                   help="train: autocast of our step ('auto': bf16 on CUDA, off on CPU; default off); the official step runs in float32")
+                   help="train: autocast of our step ('auto': bf16 on CUDA, off on CPU; default off); "
+                        "the official step runs in float32")
     s.add_argument('--data', type=Path, help='loader: a prepared folder (`semstylegan prepare`)')
-    s.add_argument('--workers', type=int, default=2, help='loader: worker processes (default 2; 0 loads in this process)')
+    s.add_argument('--workers', type=int, default=2,
+                   help='loader: worker processes (default 2; 0 loads in this process)')
     s.add_argument('--batches', type=_positive, default=100, help='loader and synthetic: batches timed (default 100)')
-    s.add_argument('--no-flip', action='store_true', help='loader: without the flip augmentation (default: with, as in training)')
+    s.add_argument('--no-flip', action='store_true',
+                   help='loader: without the flip augmentation (default: with, as in training)')
     s.add_argument('--size', type=_positive, help='synthetic: resolution (default 128)')
     s.add_argument('--out', type=Path, help='JSON file (default: stdout)'); s.set_defaults(fn=cmd_bench, parser=s)
     for name, s in sub.choices.items():
-        if name not in ('prepare', 'train', 'demo'): s.add_argument('-v', '--verbose', action='store_true', help='report progress')
+        if name not in ('prepare', 'train', 'demo'):
+            s.add_argument('-v', '--verbose', action='store_true', help='report progress')
     return p
 
 def _positive(v):
@@ -250,14 +274,18 @@ def _fraction(v):
 
 def _prepare_parser(sub):
     p = sub.add_parser('prepare', help='prepare training data: synthetic faces, CelebAMask-HQ or a folder',
-                       description='Prepare data into a folder of memory-mapped arrays that `train` reads at memory speed. '
+                       description='Prepare data into a folder of memory-mapped arrays '
+                                   'that `train` reads at memory speed. '
                                    'Interrupted, the same command resumes. The summary is printed at the end.')
     ps = p.add_subparsers(dest='source', required=True, metavar='{synthetic,celebamask-hq,folder}')
     def common(s, size):
-        s.add_argument('--out', type=Path, required=True, help='output folder (made atomically: it appears when complete)')
+        s.add_argument('--out', type=Path, required=True,
+                       help='output folder (made atomically: it appears when complete)')
         s.add_argument('--size', type=_positive, help=f'resolution in pixels (default {size})')
-        s.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1), help='worker processes (default: CPUs, at most 8)')
-        s.add_argument('--skip-bad', action='store_true', help='skip bad files (listed in the summary and the manifest) instead of stopping')
+        s.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
+                       help='worker processes (default: CPUs, at most 8)')
+        s.add_argument('--skip-bad', action='store_true',
+                       help='skip bad files (listed in the summary and the manifest) instead of stopping')
         s.add_argument('--overwrite', action='store_true', help='replace an existing prepared folder')
         s.add_argument('-v', '--verbose', action='store_true', help='progress bar')
         s.set_defaults(fn=cmd_prepare)
@@ -265,14 +293,19 @@ def _prepare_parser(sub):
     s.add_argument('--n', type=_positive, default=10000, help='training faces (default 10000)')
     s.add_argument('--n-test', type=int, default=1000, help='test faces, the next indices (default 1000)')
     s.add_argument('--seed', type=int, default=0)
-    s.add_argument('--style', choices=['photo', 'toon'], default='photo', help="'toon': the cartoon domain (default photo)")
-    s = ps.add_parser('celebamask-hq', help='CelebAMask-HQ from its published layout (ids < 28,000 train, the rest test)')
+    s.add_argument('--style', choices=['photo', 'toon'], default='photo',
+                   help="'toon': the cartoon domain (default photo)")
+    s = ps.add_parser('celebamask-hq',
+                      help='CelebAMask-HQ from its published layout (ids < 28,000 train, the rest test)')
     s.add_argument('root', type=Path, help='folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/'); common(s, 256)
     s = ps.add_parser('folder', help='images and label maps paired by file stem, or images only')
     s.add_argument('images', type=Path, help='image folder (searched recursively)')
     s.add_argument('--labels', type=Path, help='label folder: single-channel class ids, matched to images by file stem')
-    s.add_argument('--classes', type=Path, help='JSON class map (names, colours, transparent, remap, flip_pairs; default: the 13 CelebAMask-HQ classes)')
-    s.add_argument('--test-frac', type=_fraction, default=0.0, help='fraction of stems for the test split, chosen by hash (default 0)')
+    s.add_argument('--classes', type=Path,
+                   help='JSON class map (names, colours, transparent, remap, flip_pairs; '
+                        'default: the 13 CelebAMask-HQ classes)')
+    s.add_argument('--test-frac', type=_fraction, default=0.0,
+                   help='fraction of stems for the test split, chosen by hash (default 0)')
     common(s, 256)
 
 def main(argv=None):
@@ -295,7 +328,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         again = {'prepare': '; run the same command again to resume',
-                 'train': '; --resume continues from the last checkpoint', 'demo': '; --resume continues'}.get(args.command, '')
+                 'train': '; --resume continues from the last checkpoint',
+                 'demo': '; --resume continues'}.get(args.command, '')
         print(f'semstylegan {args.command}: interrupted{again}', file=sys.stderr)
         return 130
     return 0

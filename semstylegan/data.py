@@ -56,7 +56,8 @@ class ClassMap:
         self.flip_pairs = tuple((int(a), int(b)) for a, b in self.flip_pairs)
         ids = list(self.transparent) + list(self.remap.values()) + [i for p in self.flip_pairs for i in p]
         if len(self.colours) != K: raise ValueError(f'{len(self.colours)} colours for {K} classes')
-        if any(not 0 <= i < K for i in ids): raise ValueError(f'class ids must be in 0..{K - 1}, got {sorted(set(ids))}')
+        if any(not 0 <= i < K for i in ids):
+            raise ValueError(f'class ids must be in 0..{K - 1}, got {sorted(set(ids))}')
     @property
     def n_classes(self): return len(self.names)
     def lut(self):
@@ -74,7 +75,8 @@ class ClassMap:
         return dict(names=list(self.names), colours=[list(c) for c in self.colours], transparent=list(self.transparent),
                     remap={str(k): v for k, v in self.remap.items()}, flip_pairs=[list(p) for p in self.flip_pairs])
     @classmethod
-    def from_dict(cls, d): return cls(**{k: d[k] for k in ('names', 'colours', 'transparent', 'remap', 'flip_pairs') if k in d})
+    def from_dict(cls, d):
+        return cls(**{k: d[k] for k in ('names', 'colours', 'transparent', 'remap', 'flip_pairs') if k in d})
     @classmethod
     def load(cls, path):
         "Read a JSON class map; errors name the file."
@@ -142,11 +144,13 @@ def read_label(path, classmap=CELEBAMASK):
             return ids[inv].reshape(code.shape).astype(np.uint8)
     elif im.mode == 'F': raise DataError(path, 'floating-point label map', 'labels must be integer class ids')
     else: raw = _as_array16(im)
-    if raw.min() < 0 or raw.max() > 65535: raise DataError(path, f'label values out of range ({raw.min()}..{raw.max()})')
+    if raw.min() < 0 or raw.max() > 65535:
+        raise DataError(path, f'label values out of range ({raw.min()}..{raw.max()})')
     out = classmap.lut()[raw]
     if (out < 0).any():
         bad = np.unique(raw[out < 0])
-        raise DataError(path, f'label values {bad[:10].tolist()} are not classes of the class map (0..{classmap.n_classes - 1})',
+        raise DataError(path, f'label values {bad[:10].tolist()} are not classes of the class map '
+                              f'(0..{classmap.n_classes - 1})',
                         'map them with "remap" in a class map JSON (--classes), or fix the file')
     return out.astype(np.uint8)
 
@@ -214,8 +218,9 @@ class CelebAMaskHQ:
         self.root, self.size, self.classmap, self.train_below = Path(root), int(size), CELEBAMASK, train_below
         self.img_dir, self.anno_dir = self.root / 'CelebA-HQ-img', self.root / 'CelebAMask-HQ-mask-anno'
         for d in (self.img_dir, self.anno_dir):
-            if not d.is_dir(): raise DataError(self.root, f'not a CelebAMask-HQ folder: {d.name}/ is missing',
-                                               'point to the folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/')
+            if not d.is_dir():
+                raise DataError(self.root, f'not a CelebAMask-HQ folder: {d.name}/ is missing',
+                                'point to the folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/')
         self.problems = {}   # id -> DataError found while scanning (skipped with --skip-bad)
         self.images = _celeba_images(self.img_dir, self.problems)
         self.ids = sorted(self.images)
@@ -225,7 +230,8 @@ class CelebAMaskHQ:
                           for i in sorted(set(self.parts) - set(self.images))}
     def _masks_of(self, i): return self.anno_dir / str(i // 2000) / f'{i:05d}_*.png'
     def splits(self):
-        return {'train': [i for i in self.ids if i < self.train_below], 'test': [i for i in self.ids if i >= self.train_below]}
+        return {'train': [i for i in self.ids if i < self.train_below],
+                'test': [i for i in self.ids if i >= self.train_below]}
     def describe(self): return dict(kind='celebamask-hq', root=str(self.root.resolve()), n=len(self.ids))
     def label(self, i):
         "The painted 13-class label map of id `i` at the mask resolution."
@@ -236,7 +242,8 @@ class CelebAMaskHQ:
             if part not in dict(CELEBAMASK_PARTS): continue
             m = np.asarray(_open(path, 'part mask').convert('L')) > 0
             if shape is not None and m.shape != shape:
-                raise DataError(path, f'part mask is {m.shape[1]}x{m.shape[0]}, other parts of id {i} are {shape[1]}x{shape[0]}')
+                raise DataError(path, f'part mask is {m.shape[1]}x{m.shape[0]}, '
+                                      f'other parts of id {i} are {shape[1]}x{shape[0]}')
             masks[part], shape = m, m.shape
         if shape is None: raise DataError(self._masks_of(i), f'missing label: no known part names in {sorted(files)}')
         out = paint_parts(masks, shape)
@@ -297,13 +304,16 @@ class ImageFolder:
     "Images (and optionally label maps) paired by file stem."
     attr_names = ()
     def __init__(self, images, labels=None, classmap=None, size=256, test_frac=0.0):
-        self.images_dir, self.labels_dir, self.size, self.test_frac = Path(images), labels and Path(labels), int(size), test_frac
-        self.classmap = classmap if isinstance(classmap, ClassMap) else ClassMap.load(classmap) if classmap else CELEBAMASK
+        self.images_dir, self.labels_dir = Path(images), labels and Path(labels)
+        self.size, self.test_frac = int(size), test_frac
+        self.classmap = (classmap if isinstance(classmap, ClassMap)
+                         else ClassMap.load(classmap) if classmap else CELEBAMASK)
         self.has_labels = labels is not None
         self.images, dup = _scan(self.images_dir)
         self.problems = {}   # stem -> DataError found while scanning (skipped with --skip-bad)
-        for a, b in dup: self.problems[b.stem] = DataError(b, f'duplicate file stem (also {a})',
-                                                           'images and labels are paired by name without extension: rename one')
+        for a, b in dup:
+            self.problems[b.stem] = DataError(b, f'duplicate file stem (also {a})',
+                                              'images and labels are paired by name without extension: rename one')
         self.unmatched = {}  # stem -> DataError of a label without an image (refused by prepare unless skip_bad)
         if self.has_labels:
             self.labels, ldup = _scan(self.labels_dir)
@@ -311,7 +321,8 @@ class ImageFolder:
             for a, b in ldup: self.problems[b.stem] = DataError(b, f'duplicate label stem (also {a})', 'rename one')
             for s, p in self.images.items():
                 if s not in self.labels and s not in self.problems:
-                    self.problems[s] = DataError(p, f'missing label: no {s}.* in {self.labels_dir}', 'add it or pass --skip-bad')
+                    self.problems[s] = DataError(p, f'missing label: no {s}.* in {self.labels_dir}',
+                                                 'add it or pass --skip-bad')
             self.unmatched = {s: DataError(self.labels[s], f'label without an image: no {s}.* in {self.images_dir}')
                               for s in sorted(set(self.labels) - set(self.images))}
     def splits(self):
@@ -319,7 +330,8 @@ class ImageFolder:
         test = {s for s in stems if int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / 2**32 < self.test_frac}
         return {'train': [s for s in stems if s not in test], 'test': [s for s in stems if s in test]}
     def describe(self):
-        return dict(kind='folder', images=str(self.images_dir.resolve()), labels=self.labels_dir and str(self.labels_dir.resolve()),
+        return dict(kind='folder', images=str(self.images_dir.resolve()),
+                    labels=self.labels_dir and str(self.labels_dir.resolve()),
                     n=len(self.images), test_frac=self.test_frac)
     def load(self, s):
         if s in self.problems: raise self.problems[s]
@@ -370,7 +382,8 @@ def _new_array(path, mode, dtype, shape):
 
 def _init_worker(src, parent):
     global _SOURCE; _SOURCE = src; torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C reaches the whole process group: the main process handles it
+    # Ctrl-C reaches the whole process group: the main process handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
 def _load_in_worker(keys): return _SOURCE.load_chunk(keys)
 
@@ -389,10 +402,12 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
     if unmatched and not skip_bad: raise _unmatched_error(list(unmatched.values()))
     tmp = out.parent / f'.{out.name}.partial'
     try: tmp.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise DataError(out, f'cannot create the output ({e.strerror})', 'choose a writable --out') from None
+    except OSError as e:
+        raise DataError(out, f'cannot create the output ({e.strerror})', 'choose a writable --out') from None
     if not os.access(tmp, os.W_OK): raise DataError(out, 'output folder is not writable', 'choose a writable --out')
     splits = {k: v for k, v in source.splits().items() if v}
-    job = dict(source=source.describe(), resolution=S, has_labels=source.has_labels, counts={k: len(v) for k, v in splits.items()},
+    job = dict(source=source.describe(), resolution=S, has_labels=source.has_labels,
+               counts={k: len(v) for k, v in splits.items()},
                keys=hashlib.sha1(json.dumps(splits).encode()).hexdigest())         # the same items in the same rows
     other = DataError(tmp, 'an unfinished preparation with other settings is here', f'delete {tmp} to start over')
     if (tmp / 'job.json').exists():
@@ -411,7 +426,8 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
         arrays[split] = dict(images=mm('images', (N, 3, S, S), np.uint8),
                              labels=mm('labels', (N, S, S), np.uint8) if source.has_labels else None,
                              attrs=mm('attrs', (N, A), np.float32) if A else None,
-                             status=mm('status', (N,), np.int8))                 # created last: it marks the split as set up
+                             # created last: it marks the split as set up
+                             status=mm('status', (N,), np.int8))
         rows = np.flatnonzero(arrays[split]['status'] == 0)
         todo += [(split, rows[i:i + chunk]) for i in range(0, len(rows), chunk)]
     skipped_log = tmp / 'skipped.jsonl'
@@ -439,7 +455,8 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
             ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
             with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(source, os.getpid())) as ex:
                 try:
-                    for (split, rows), res in zip(todo, ex.map(_load_in_worker, [[splits[s][r] for r in rows] for s, rows in todo])):
+                    chunks = [[splits[s][r] for r in rows] for s, rows in todo]
+                    for (split, rows), res in zip(todo, ex.map(_load_in_worker, chunks)):
                         write(split, rows, res)
                 except BaseException:
                     ex.shutdown(wait=True, cancel_futures=True); raise
@@ -450,7 +467,8 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
 
 def _finalise(source, out, tmp, splits, arrays, skipped_log):
     skipped = [json.loads(l) for l in skipped_log.read_text().splitlines()] if skipped_log.exists() else []
-    skipped = list({(b['split'], b['row']): b for b in skipped}.values())    # a chunk redone after an interruption logs twice
+    # a chunk redone after an interruption logs twice
+    skipped = list({(b['split'], b['row']): b for b in skipped}.values())
     unmatched = [dict(split=None, row=None, key=k, file=e.path, problem=e.problem)
                  for k, e in getattr(source, 'unmatched', {}).items()]   # labels without an image (with skip_bad)
     skipped = unmatched + skipped
@@ -472,11 +490,14 @@ def _finalise(source, out, tmp, splits, arrays, skipped_log):
         if source.has_labels:
             labels = np.load(tmp / f'{split}_labels.npy', mmap_mode='r')
             counts, present = np.zeros(K, np.int64), np.zeros(K, np.int64)
-            for i in range(0, len(labels), 64):                                  # per-image class histograms, 64 at a time
+            # per-image class histograms, 64 at a time
+            for i in range(0, len(labels), 64):
                 l = labels[i:i + 64].reshape(-1, S * S)
-                h = np.bincount((l + (K * np.arange(len(l), dtype=np.int32))[:, None]).ravel(), minlength=K * len(l)).reshape(-1, K)
+                offsets = (K * np.arange(len(l), dtype=np.int32))[:, None]
+                h = np.bincount((l + offsets).ravel(), minlength=K * len(l)).reshape(-1, K)
                 counts += h.sum(0); present += (h > 0).sum(0)
-            info.update(labels=f'{split}_labels.npy', class_pixel_fraction=(counts / max(1, counts.sum())).round(6).tolist(),
+            info.update(labels=f'{split}_labels.npy',
+                        class_pixel_fraction=(counts / max(1, counts.sum())).round(6).tolist(),
                         class_image_fraction=(present / max(1, len(labels))).round(4).tolist())
         if source.attr_names: info['attrs'] = f'{split}_attrs.npy'
         _write_json(tmp / f'{split}_keys.json', [splits[split][r] for r in keep.tolist()])
@@ -507,7 +528,8 @@ def summary(man):
     if 'class_pixel_fraction' in tr:
         names = man['classes']['names']
         lines.append('class       pixels  images')
-        lines += [f'{n[:10]:10s} {p:7.2%}  {q:6.1%}' for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
+        lines += [f'{n[:10]:10s} {p:7.2%}  {q:6.1%}'
+                  for n, p, q in zip(names, tr['class_pixel_fraction'], tr['class_image_fraction'])]
     return '\n'.join(lines)
 
 # %% ../nbs/11_data.ipynb #cf27932b
@@ -530,20 +552,23 @@ def _unmatched_error(errors):
 
 # %% ../nbs/11_data.ipynb #73d7e766
 def _mirror_rows(t, rows):
-    """Flip rows `rows` of a uint8 tensor (N, ..., W) along W, in place. Never on torch's thread pool: an OpenMP-parallel
-    flip of one image stalls when other processes keep the cores busy (100x slower measured). `torch.flip` when torch is
-    single-threaded (as in loader workers), else numpy, reversing 8-byte words and then the bytes within each."""
+    """Flip rows `rows` of a uint8 tensor (N, ..., W) along W, in place. Never on torch's thread pool: an
+    OpenMP-parallel flip of one image stalls when other processes keep the cores busy (100x slower measured).
+    `torch.flip` when torch is single-threaded (as in loader workers), else numpy, reversing 8-byte words and then
+    the bytes within each."""
     if torch.get_num_threads() == 1:
         for j in rows: t[j] = t[j].flip(-1)
         return
     a = t.numpy()
     for j in rows:
         r = a[j]
-        a[j] = r.view(np.uint64)[..., ::-1].byteswap().view(np.uint8) if r.shape[-1] % 8 == 0 and r.flags.c_contiguous else r[..., ::-1]
+        whole_words = r.shape[-1] % 8 == 0 and r.flags.c_contiguous
+        a[j] = r.view(np.uint64)[..., ::-1].byteswap().view(np.uint8) if whole_words else r[..., ::-1]
 
 class _Flip:
     def _flip(self, out, idx):
-        "Mirror the rows whose index is in the flipped half, row by row (a boolean-mask gather and scatter is 5x slower)."
+        """Mirror the rows whose index is in the flipped half, row by row
+        (a boolean-mask gather and scatter is 5x slower)."""
         rows = np.flatnonzero(np.asarray(idx) >= self.n) if self.flip else []
         for k in ('image', 'label'):
             if k in out and len(rows): out[k] = out[k].contiguous(); _mirror_rows(out[k], rows)
@@ -556,7 +581,8 @@ class _Flip:
         if isinstance(idx, (int, np.integer)):
             return {k: v[0] for k, v in self[[idx]].items()}
         idx = np.asarray(idx, np.int64)
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)): raise IndexError(f'index out of range 0..{len(self) - 1}')
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f'index out of range 0..{len(self) - 1}')
         return self._flip(self._get(idx % self.n), idx)
 
 _REPREPARE = 'the folder is damaged or was changed since it was prepared: run `semstylegan prepare` again (--overwrite)'
@@ -576,8 +602,10 @@ class PreparedDataset(_Flip, torch.utils.data.Dataset):
         self.path, self.split, self.flip = Path(path), split, flip
         mf = self.path / 'manifest.json'
         if not mf.exists():
-            hint = ' (an interrupted preparation: run the same command again to finish it)' if (self.path.parent / f'.{self.path.name}.partial').exists() else ''
-            raise DataError(self.path, f'not a prepared dataset: no manifest.json{hint}', 'make one with `semstylegan prepare`')
+            partial = self.path.parent / f'.{self.path.name}.partial'
+            hint = ' (an interrupted preparation: run the same command again to finish it)' if partial.exists() else ''
+            raise DataError(self.path, f'not a prepared dataset: no manifest.json{hint}',
+                            'make one with `semstylegan prepare`')
         self.manifest = _read_manifest(mf)
         if split not in self.manifest['splits']:
             raise DataError(self.path, f'no split {split!r} (has {sorted(self.manifest["splits"])})')
@@ -667,7 +695,8 @@ def make_loader(dataset, batch_size, workers=2, seed=0, start=0, rank=0, world_s
                                        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)
 
 def to_model_inputs(batch, n_classes, device='cpu', channels_last=False):
-    "uint8 batch -> (image in [-1,1] float, mask one-hot in {-1,+1} or None), on `device` (what the discriminator takes)."
+    """uint8 batch -> (image in [-1,1] float, mask one-hot in {-1,+1} or None), on `device`
+    (what the discriminator takes)."""
     img = from_uint8(batch['image'].to(device, non_blocking=True))
     mask = None
     if 'label' in batch:
@@ -683,10 +712,12 @@ SYNTHETIC_SPECS = {'synthetic': 'photo', 'synthetic:toon': 'toon'}   # data give
 def open_dataset(spec, size=64, split='train', flip=True, n=10000, seed=0):
     "'synthetic' or 'synthetic:toon' (drawn on the fly), or a prepared folder."
     if str(spec) in SYNTHETIC_SPECS:
-        return SyntheticDataset(n, size, seed, flip, start=0 if split == 'train' else n, style=SYNTHETIC_SPECS[str(spec)])
+        return SyntheticDataset(n, size, seed, flip, start=0 if split == 'train' else n,
+                                style=SYNTHETIC_SPECS[str(spec)])
     ds = PreparedDataset(spec, split, flip)
     if size and ds.size != size:
-        raise DataError(spec, f'prepared at {ds.size}px but the model needs {size}px', f'prepare it again with --size {size}')
+        raise DataError(spec, f'prepared at {ds.size}px but the model needs {size}px',
+                        f'prepare it again with --size {size}')
     return ds
 
 # %% ../nbs/11_data.ipynb #21bcb947

@@ -17,14 +17,16 @@ from .generator import ModelConfig
 class ConvLayer(nn.Sequential):
     """[Blur] -> equalised conv -> [biased leaky ReLU], as one Sequential (names match the official checkpoints).
     `forward(x, gain)` computes `gain` times that in fused form (see below)."""
-    def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True):
+    def __init__(self, in_ch, out_ch, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True,
+                 activate=True):
         layers = []
         if downsample:
             p = (len(blur_kernel) - 2) + (kernel_size - 1)
             layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
             stride, padding = 2, 0
         else: stride, padding = 1, kernel_size // 2
-        layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, bias=bias and not activate))
+        layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
+                                  bias=bias and not activate))
         if activate: layers.append(FusedLeakyReLU(out_ch, bias=bias))
         super().__init__(*layers)
         self.downsample, self.activate = downsample, activate
@@ -32,10 +34,13 @@ class ConvLayer(nn.Sequential):
     def forward(self, x, gain=1.):
         if self.downsample: x = self[0](x)
         conv = self[1] if self.downsample else self[0]
-        g = gain * math.sqrt(2) if self.activate else gain  # lrelu(z) * sqrt2 * gain = lrelu(sqrt2 * gain * z) for gain > 0
+        # lrelu(z) * sqrt2 * gain = lrelu(sqrt2 * gain * z) for gain > 0
+        g = gain * math.sqrt(2) if self.activate else gain
         b = self[-1].bias if self.activate else conv.bias
-        x = F.conv2d(x, conv.weight * (conv.scale * g), None if b is None else b * g, stride=conv.stride, padding=conv.padding)
-        return F.leaky_relu_(x, 0.2) if self.activate else x  # in place: a fresh conv output, which conv's backward does not keep
+        x = F.conv2d(x, conv.weight * (conv.scale * g), None if b is None else b * g,
+                     stride=conv.stride, padding=conv.padding)
+        # in place: a fresh conv output, which conv's backward does not keep
+        return F.leaky_relu_(x, 0.2) if self.activate else x
 
 class ResBlock(nn.Module):
     "StyleGAN2 residual block with 2x downsampling."

@@ -32,7 +32,8 @@ GROUPS = {'face': ('skin', 'eyes', 'brows', 'mouth', 'nose')}   # named groups o
 
 @torch.no_grad()
 def codes_from_seeds(G, seeds, truncation=0.7, w_avg=None):
-    "W+ codes for a list of seeds (z drawn on the CPU from each seed), truncated towards `w_avg` (default `G.mean_w()`)."
+    """W+ codes for a list of seeds (z drawn on the CPU from each seed), truncated towards `w_avg`
+    (default `G.mean_w()`)."""
     z = torch.stack([torch.randn(G.cfg.style_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
     return G.wplus(z.to(next(G.parameters())), truncation, w_avg)
 
@@ -41,7 +42,8 @@ def save_codes(path, wplus, **info):
     wp = wplus if isinstance(wplus, WPlus) else None
     codes = (wp.codes if wp else wplus).detach().cpu()
     names = list(wp.layout.class_names) if wp else info.pop('class_names', None)
-    return atomic_write(path, lambda t: torch.save({'format': CODES_FORMAT, 'wplus': codes, 'class_names': names, **info}, t))
+    record = {'format': CODES_FORMAT, 'wplus': codes, 'class_names': names, **info}
+    return atomic_write(path, lambda t: torch.save(record, t))
 
 def load_codes(path, G):
     "W+ codes for `G` from our files, `semstylegan sample`'s codes.pt, or the official W (1,512) / W+ (N,28,512) files."
@@ -52,7 +54,8 @@ def load_codes(path, G):
         t = next((obj[k] for k in ('wplus', 'latent', 'w', 'codes') if k in obj and torch.is_tensor(obj[k])), None)
         names = obj.get('class_names')
         if names is not None and tuple(names) != G.layout.class_names:
-            raise ValueError(f'{path}: codes for classes {list(names)}, but the generator has {list(G.layout.class_names)}')
+            raise ValueError(f'{path}: codes for classes {list(names)}, '
+                             f'but the generator has {list(G.layout.class_names)}')
     elif isinstance(obj, (list, tuple)) and len(obj) == 1 and torch.is_tensor(obj[0]): t = obj[0]
     else: t = obj if torch.is_tensor(obj) else None
     if t is None: raise ValueError(f'{path}: no codes found (expected a tensor or a dict with "wplus")')
@@ -76,7 +79,8 @@ def region_classes(layout, regions=None):
 
 def region_slots(layout, regions=None, kind='both'):
     "W+ slot names for `regions` (see `region_classes`) and `kind` ('shape', 'texture' or 'both')."
-    if kind not in ('shape', 'texture', 'both'): raise ValueError(f"kind must be 'shape', 'texture' or 'both', got {kind!r}")
+    if kind not in ('shape', 'texture', 'both'):
+        raise ValueError(f"kind must be 'shape', 'texture' or 'both', got {kind!r}")
     names = region_classes(layout, regions)
     return [f'{c}.{t}' for c in names for t in (('shape', 'texture') if kind == 'both' else (kind,))]
 
@@ -136,7 +140,8 @@ def spline_codes(keys, steps_per_segment=8, regions=None, kind='both', loop=Fals
     for i in range(len(k) - 1):
         p0, p1, p2, p3 = P[max(i - 1, 0)], P[i], P[i + 1], P[min(i + 2, len(k) - 1)]
         for t in torch.linspace(0, 1, steps_per_segment + 1)[:-1].tolist():
-            c = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2 + (3 * p1 - p0 - 3 * p2 + p3) * t ** 3)
+            c = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                       + (3 * p1 - p0 - 3 * p2 + p3) * t ** 3)
             f = k[0].clone(); f.codes[:, idx] = c[:, idx]; frames.append(f)
     return frames
 
@@ -155,10 +160,14 @@ def save_frames(frames, path, fps=12):
     path = Path(path); arr = frames.permute(0, 2, 3, 1).numpy()
     if path.suffix == '.gif':
         ims = [Image.fromarray(a) for a in arr]
-        return atomic_write(path, lambda t: ims[0].save(t, format='GIF', save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0))
+        save = lambda t: ims[0].save(t, format='GIF', save_all=True, append_images=ims[1:],
+                                     duration=int(1000 / fps), loop=0)
+        return atomic_write(path, save)
     if path.suffix == '.mp4':
         try: import imageio.v2 as iio
-        except ImportError: raise ImportError('writing .mp4 needs imageio and imageio-ffmpeg (pip install imageio imageio-ffmpeg); .gif needs nothing') from None
+        except ImportError:
+            raise ImportError('writing .mp4 needs imageio and imageio-ffmpeg (pip install imageio imageio-ffmpeg); '
+                              '.gif needs nothing') from None
         return atomic_write(path, lambda t: iio.mimwrite(t, list(arr), fps=fps, format='FFMPEG'))
     raise ValueError(f'{path}: frames are written as .gif or .mp4')
 
@@ -189,7 +198,8 @@ def composite_foreground(G, wplus, background, noise_mode='const'):
     "Generated foreground over `background` (N,3,S,S) in [-1,1], matted by the background class's probability."
     o = G.synthesis(wplus, noise_mode=noise_mode)
     p_bg = F.avg_pool2d((o.mask == 0).float()[:, None], 3, 1, 1, count_include_pad=False)
-    bg = F.interpolate(background.to(o.image), size=o.image.shape[-2:], mode='bilinear', antialias=True, align_corners=False)
+    bg = F.interpolate(background.to(o.image), size=o.image.shape[-2:], mode='bilinear', antialias=True,
+                       align_corners=False)
     return (1 - p_bg) * o.image + p_bg * bg, o
 
 # %% ../nbs/15_edit.ipynb #6863d1a8
@@ -255,7 +265,8 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
     perc = (lambda a, b: lpips(a, b).mean()) if lpips is not None else pyramid_l1
     w_avg = G.mean_w().to(dev)
     n = len(target)
-    start = WPlus.from_w(w_avg.expand(n, -1), G.layout).codes if init is None else (init.codes if isinstance(init, WPlus) else init).to(dev)
+    if init is None: start = WPlus.from_w(w_avg.expand(n, -1), G.layout).codes
+    else: start = (init.codes if isinstance(init, WPlus) else init).to(dev)
     if space == 'expanded' and start.shape[1] == G.layout.n_latent: start = G.layout.expand(start)
     codes = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([codes], lr=lr)
@@ -278,7 +289,11 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
         Gt = copy.deepcopy(G).requires_grad_(True); o2 = torch.optim.Adam(Gt.parameters(), lr=pti_lr)
         for _ in tqdm(range(pti_steps), disable=not progress, desc='pivotal tuning'):
             o = Gt.synthesis(codes, noise_mode='const')
-            loss = loss_fn(o, None); o2.zero_grad(set_to_none=True); loss.backward(); o2.step(); losses.append(loss.item())
+            loss = loss_fn(o, None)
+            o2.zero_grad(set_to_none=True)
+            loss.backward()
+            o2.step()
+            losses.append(loss.item())
             if callback: callback(len(losses), steps + pti_steps, losses[-1])
         Gt.requires_grad_(False).eval()
     with torch.no_grad(): o = Gt.synthesis(codes, noise_mode='const')
@@ -317,7 +332,8 @@ def train_attribute_classifier(attrs=EDIT_ATTRIBUTES, size=64, steps=1500, batch
     net = AttributeClassifier(attrs).to(device)
     opt = torch.optim.Adam(net.parameters(), lr)
     for i in tqdm(range(steps), disable=not progress, desc='attribute classifier'):
-        img, _, at = synthetic_faces(batch, size, seed=seed + 1, indices=torch.randint(0, 10**6, (batch,), generator=g).tolist())
+        idx = torch.randint(0, 10**6, (batch,), generator=g).tolist()
+        img, _, at = synthetic_faces(batch, size, seed=seed + 1, indices=idx)
         y = torch.stack([at[a].float() for a in attrs], 1).to(device)
         loss = F.binary_cross_entropy_with_logits(net(from_uint8(img.to(device))), y)
         opt.zero_grad(set_to_none=True)
@@ -385,21 +401,27 @@ def label_samples(G, clf, n=2000, batch=100, seed=0):
     ws, ps = [], []
     for i in range(0, n, batch):
         w = G.mapping(torch.randn(min(batch, n - i), G.cfg.style_dim, generator=g).to(p))
-        ws.append(w.cpu()); ps.append(torch.sigmoid(clf(G.synthesis(WPlus.from_w(w, G.layout), noise_mode='const').image.clamp(-1, 1))).cpu())
+        image = G.synthesis(WPlus.from_w(w, G.layout), noise_mode='const').image.clamp(-1, 1)
+        ws.append(w.cpu())
+        ps.append(torch.sigmoid(clf(image)).cpu())
     return torch.cat(ws), torch.cat(ps)
 
 def fit_boundary(w, labels, steps=300, weight_decay=1e-4, test_frac=0.2, seed=0):
     "Logistic regression on standardised w: (unit direction in W (D,), held-out accuracy)."
     y = (labels > 0.5).float()
-    if y.min() == y.max(): raise ValueError('every sample has the same label: the attribute never (or always) appears; draw more samples')
+    if y.min() == y.max():
+        raise ValueError('every sample has the same label: the attribute never (or always) appears; draw more samples')
     g = torch.Generator().manual_seed(seed); perm = torch.randperm(len(w), generator=g)
     n_test = int(len(w) * test_frac); te, tr = perm[:n_test], perm[n_test:]
     mu, sd = w[tr].mean(0), w[tr].std(0) + 1e-6
     x = (w - mu) / sd
-    lin = nn.Linear(w.shape[1], 1); opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn='strong_wolfe')
+    lin = nn.Linear(w.shape[1], 1)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn='strong_wolfe')
     pos = y[tr].mean().clamp(0.05, 0.95); wts = torch.where(y[tr] > 0, 0.5 / pos, 0.5 / (1 - pos))   # balanced classes
     def closure():
-        opt.zero_grad(); l = (F.binary_cross_entropy_with_logits(lin(x[tr])[:, 0], y[tr], reduction='none') * wts).mean() + weight_decay * lin.weight.pow(2).sum()
+        opt.zero_grad()
+        bce = F.binary_cross_entropy_with_logits(lin(x[tr])[:, 0], y[tr], reduction='none')
+        l = (bce * wts).mean() + weight_decay * lin.weight.pow(2).sum()
         l.backward(); return l
     opt.step(closure)
     with torch.no_grad():
@@ -411,7 +433,8 @@ def fit_boundary(w, labels, steps=300, weight_decay=1e-4, test_frac=0.2, seed=0)
 def edit_codes(wplus, direction, alpha, regions=None, kind='both'):
     "Move the slots of `regions` (None: every slot, the all-codes edit) by alpha * direction."
     out = wplus.clone()
-    idx = list(range(wplus.layout.n_latent)) if regions is None else wplus.layout.index(region_slots(wplus.layout, regions, kind))
+    L = wplus.layout
+    idx = list(range(L.n_latent)) if regions is None else L.index(region_slots(L, regions, kind))
     out.codes[:, idx] += alpha * direction.to(out.codes)
     return out
 
@@ -439,7 +462,10 @@ def plot_edit_curve(rows, attr, region, path=None, ax=None):
     fig, ax = plt.subplots(figsize=(4.5, 3.2)) if ax is None else (ax.figure, ax)
     for name, lab in (('region', f'{region} codes only'), ('all', 'all codes')):
         ax.plot([r[f'{name}_gain'] for r in rows], [r[f'{name}_preservation'] for r in rows], 'o-', label=lab)
-    ax.set_xlabel(f'{attr} score gain'); ax.set_ylabel(f'pixel preservation outside {region}'); ax.legend(); fig.tight_layout()
+    ax.set_xlabel(f'{attr} score gain')
+    ax.set_ylabel(f'pixel preservation outside {region}')
+    ax.legend()
+    fig.tight_layout()
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
@@ -504,13 +530,15 @@ def cmd_invert(args, G):
         lp = load_lpips(args.lpips, next(G.parameters()).device)
     codes, recon, masks = [], [], []
     for i in range(0, len(x), args.batch):
-        r = invert(G, x[i:i + args.batch], args.steps, args.lr, lpips=lp, pti_steps=args.pti_steps, progress=not args.quiet)
+        r = invert(G, x[i:i + args.batch], args.steps, args.lr, lpips=lp, pti_steps=args.pti_steps,
+                   progress=not args.quiet)
         codes.append(r['wplus'].cpu()); recon.append(r['image'].cpu()); masks.append(r['mask'].cpu())
     recon, masks = torch.cat(recon), torch.cat(masks)
     (args.out / 'recon').mkdir(parents=True, exist_ok=True)
     for f, im in zip(files, recon): save_image(to_uint8(im), args.out / 'recon' / f'{f.stem}.png')
     save_codes(args.out / 'codes.pt', WPlus(torch.cat(codes), G.layout), files=[str(f) for f in files])
-    tiles = torch.stack([t for a, b, m in zip(to_uint8(x), to_uint8(recon), colorize(masks, G.cfg.n_classes)) for t in (a, b, m)])
+    triples = zip(to_uint8(x), to_uint8(recon), colorize(masks, G.cfg.n_classes))
+    tiles = torch.stack([t for triple in triples for t in triple])
     save_image(make_grid(tiles, 3 * min(4, len(files))), args.out / 'inversion.png')
     mse = F.mse_loss(recon, x).item()
     skip = f', skipped {len(skipped)} unreadable' if skipped else ''
@@ -542,8 +570,10 @@ def cmd_edit(args, G):
     S = G.cfg.size
     grid = torch.stack(tiles, 1).reshape(-1, 3, S, S)
     save_image(make_grid(grid, len(args.alphas)), args.out / f'edit_{args.attr}.png')
-    torch.save({'attr': args.attr, 'direction': d, 'boundary_accuracy': bacc, 'classifier_accuracy': acc[args.attr]}, args.out / f'direction_{args.attr}.pt')
-    return f'{args.attr}: classifier accuracy {acc[args.attr]:.3f}, boundary accuracy {bacc:.3f}; edited {", ".join(regions) if regions else "all codes"}'
+    record = {'attr': args.attr, 'direction': d, 'boundary_accuracy': bacc, 'classifier_accuracy': acc[args.attr]}
+    torch.save(record, args.out / f'direction_{args.attr}.pt')
+    where = ", ".join(regions) if regions else "all codes"
+    return f'{args.attr}: classifier accuracy {acc[args.attr]:.3f}, boundary accuracy {bacc:.3f}; edited {where}'
 
 def add_edit_parsers(sub):
     from semstylegan.cli import _positive
@@ -558,14 +588,20 @@ def add_edit_parsers(sub):
     def regions(s):
         s.add_argument('--regions', nargs='+', help='classes or groups (face = skin eyes brows mouth nose)')
         s.add_argument('--kind', default='both', choices=['shape', 'texture', 'both'])
-    s = sub.add_parser('components', help='component-wise synthesis with pseudo-depths'); common(s); s.set_defaults(fn=_run_edit(cmd_components))
-    s = sub.add_parser('interpolate', help='interpolate chosen regions between codes (grid, GIF, MP4)'); common(s); regions(s)
+    s = sub.add_parser('components', help='component-wise synthesis with pseudo-depths')
+    common(s)
+    s.set_defaults(fn=_run_edit(cmd_components))
+    s = sub.add_parser('interpolate', help='interpolate chosen regions between codes (grid, GIF, MP4)')
+    common(s)
+    regions(s)
     s.add_argument('--steps', type=_positive, default=8)
     s.add_argument('--method', default='linear', choices=['linear', 'slerp', 'spline'])
     s.add_argument('--gif', action='store_true'); s.add_argument('--mp4', action='store_true')
     s.add_argument('--fps', type=_positive, default=12)
     s.set_defaults(fn=_run_edit(cmd_interpolate))
-    s = sub.add_parser('mix', help='local style mixing grid: targets x donors for chosen regions'); common(s); regions(s)
+    s = sub.add_parser('mix', help='local style mixing grid: targets x donors for chosen regions')
+    common(s)
+    regions(s)
     s.add_argument('--donors', type=int, nargs='+', help='donor seeds'); s.set_defaults(fn=_run_edit(cmd_mix))
     s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
     s.add_argument('images', help='an image or a folder of images')
@@ -575,7 +611,10 @@ def add_edit_parsers(sub):
     s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
     s.add_argument('--skip-bad', action='store_true', help='skip unreadable images (listed on stderr), do not stop')
     s.set_defaults(fn=_run_edit(cmd_invert))
-    s = sub.add_parser('edit', help='attribute edit restricted to regions (synthetic-face attributes)'); common(s); regions(s)
+    s = sub.add_parser('edit', help="attribute edit restricted to regions (default: the attribute's own region; "
+                                    "'all': every code)")
+    common(s)
+    regions(s)
     s.add_argument('--attr', '--attribute', default='smiling', choices=EDIT_ATTRIBUTES, help='(default smiling)')
     s.add_argument('--alphas', type=float, nargs='+', default=[-4, -2, 0, 2, 4])
     s.add_argument('--clf', help='attribute classifier file (default: the shipped one when it fits the model)')

@@ -21,10 +21,12 @@ from .fusion import fuse_masks
 _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_multiplier='channel_multiplier',
                        n_classes='seg_dim', local_layers='local_layers', local_channel='local_channel',
                        base_layers='base_layers', depth_layers='depth_layers', coarse_size='coarse_size',
-                       coarse_channel='coarse_channel', min_feat_size='min_feat_size', residual_refine='residual_refine',
-                       detach_texture='detach_texture', transparent_classes='transparent_dims')
+                       coarse_channel='coarse_channel', min_feat_size='min_feat_size',
+                       residual_refine='residual_refine', detach_texture='detach_texture',
+                       transparent_classes='transparent_dims')
 
-_EXTENSIONS = dict(max_channels=512, blur_kernel=(1, 3, 3, 1), shared_codes=False)  # our fields, with their official values
+# our fields, with their official values
+_EXTENSIONS = dict(max_channels=512, blur_kernel=(1, 3, 3, 1), shared_codes=False)
 
 @dataclass
 class ModelConfig:
@@ -53,7 +55,8 @@ class ModelConfig:
     def __post_init__(self):
         self.blur_kernel = tuple(self.blur_kernel)
         if self.class_names is None:
-            self.class_names = CELEBAMASK_CLASSES if self.n_classes == 13 else tuple(f'class{i}' for i in range(self.n_classes))
+            self.class_names = (CELEBAMASK_CLASSES if self.n_classes == 13
+                                else tuple(f'class{i}' for i in range(self.n_classes)))
         self.class_names = tuple(self.class_names)
         if self.transparent_classes is None:
             self.transparent_classes = CELEBAMASK_TRANSPARENT if self.class_names == CELEBAMASK_CLASSES else ()
@@ -67,11 +70,14 @@ class ModelConfig:
             if not p2(getattr(self, f)): errs.append(f'{f}={getattr(self, f)} must be a power of 2')
         if not 32 <= self.size <= 1024: errs.append(f'size={self.size} must be in 32..1024')
         if not self.min_feat_size < self.coarse_size < self.size:
-            errs.append(f'need min_feat_size ({self.min_feat_size}) < coarse_size ({self.coarse_size}) < size ({self.size})')
+            errs.append(f'need min_feat_size ({self.min_feat_size}) < coarse_size ({self.coarse_size}) '
+                        f'< size ({self.size})')
         if self.n_classes < 2: errs.append(f'n_classes={self.n_classes} must be >= 2 (background + at least one class)')
-        if len(self.class_names) != self.n_classes: errs.append(f'{len(self.class_names)} class_names for n_classes={self.n_classes}')
+        if len(self.class_names) != self.n_classes:
+            errs.append(f'{len(self.class_names)} class_names for n_classes={self.n_classes}')
         if not 0 <= self.base_layers <= self.depth_layers <= self.local_layers or self.depth_layers < 1:
-            errs.append(f'need 0 <= base_layers ({self.base_layers}) <= depth_layers ({self.depth_layers}) <= local_layers ({self.local_layers}), depth_layers >= 1')
+            errs.append(f'need 0 <= base_layers ({self.base_layers}) <= depth_layers ({self.depth_layers}) '
+                        f'<= local_layers ({self.local_layers}), depth_layers >= 1')
         bad = [t for t in self.transparent_classes if not 0 < t < self.n_classes]
         if bad: errs.append(f'transparent_classes {bad} outside 1..{self.n_classes - 1}')
         if errs: raise ValueError('invalid ModelConfig: ' + '; '.join(errs))
@@ -144,7 +150,8 @@ class LocalGenerators(nn.Module):
 
     def styles(self, codes, classes=None):
         "(N, K*L, D) expanded codes -> styles (K, L, N, C); with `classes`, codes and styles of those classes only."
-        mw, mb = (self.mod_weight, self.mod_bias) if classes is None else (self.mod_weight[classes], self.mod_bias[classes])
+        mw, mb = ((self.mod_weight, self.mod_bias) if classes is None
+                  else (self.mod_weight[classes], self.mod_bias[classes]))
         w = codes.reshape(codes.shape[0], mw.shape[0], mw.shape[1], -1)
         return torch.einsum('nkld,klcd->klnc', w, mw * self.mod_scale) + mb[:, :, None]
 
@@ -155,7 +162,8 @@ class LocalGenerators(nn.Module):
         `classes` (a list of class indices) runs only those local generators: codes are then (N, len(classes)*L, D),
         pe has 1 or len(classes) rows, and h and depth cover those classes in that order."""
         s = self.styles(codes, classes)
-        weight, act_bias = (self.weight, self.act_bias) if classes is None else (self.weight[classes], self.act_bias[classes])
+        weight, act_bias = ((self.weight, self.act_bias) if classes is None
+                            else (self.weight[classes], self.act_bias[classes]))
         x, depth, gain = pe, None, 1.
         for l in range(weight.shape[1]):
             # per (class, sample) weight: modulate, demodulate, fold in the previous layer's gain: (K, N, O, I)
@@ -232,7 +240,8 @@ class RenderNet(nn.Module):
             out_ch = cfg.channels(res * 2)
             self.convs.append(ConstStyledConv(in_ch, out_ch, 3, up=True, blur_kernel=cfg.blur_kernel))
             self.convs.append(ConstStyledConv(out_ch, out_ch, 3, blur_kernel=cfg.blur_kernel))
-            self.to_rgbs.append(ToOutput(out_ch, 3, cfg.blur_kernel)); self.to_segs.append(ToOutput(out_ch, cfg.n_classes, cfg.blur_kernel))
+            self.to_rgbs.append(ToOutput(out_ch, 3, cfg.blur_kernel))
+            self.to_segs.append(ToOutput(out_ch, cfg.n_classes, cfg.blur_kernel))
             for j in (2 * i, 2 * i + 1): self.noises.register_buffer(f'noise_{j}', torch.randn(1, 1, res * 2, res * 2))
             res, in_ch = res * 2, out_ch
 
@@ -245,7 +254,8 @@ class RenderNet(nn.Module):
         raise ValueError(f"noise_mode must be 'random', 'const' or 'zero', got {mode!r}")
 
     def forward(self, feat, coarse_mask, noise):
-        feat = feat.contiguous(memory_format=torch.channels_last)  # faster convolutions and FIR filters (no copy if already)
+        # faster convolutions and FIR filters (no copy if already)
+        feat = feat.contiguous(memory_format=torch.channels_last)
         x, gain = F.adaptive_avg_pool2d(feat, self.cfg.min_feat_size), 1.
         rgb = seg = None
         for i, (to_rgb, to_seg) in enumerate(zip(self.to_rgbs, self.to_segs)):
@@ -301,20 +311,24 @@ class Generator(nn.Module):
         if coords.ndim == 5 and coords.shape[1] == K:
             pe = self.pos_embed(coords.expand(n, K, 2, c, c).transpose(0, 1).reshape(K * n, 2, c, c))
             return pe.reshape(K, n, -1, c * c)
-        raise ValueError(f'coords must be (2,c,c), (N,2,c,c), (N,K,2,c,c) or a dict of class -> grid, got {tuple(coords.shape)}')
+        raise ValueError('coords must be (2,c,c), (N,2,c,c), (N,K,2,c,c) or a dict of class -> grid, '
+                         f'got {tuple(coords.shape)}')
 
     def prepare_codes(self, codes):
-        "W+ (a `WPlus` or (N, n_latent, D)) or expanded codes -> (the expanded codes the local generators receive, W+ or None)."
+        """W+ (a `WPlus` or (N, n_latent, D)) or expanded codes ->
+        (the expanded codes the local generators receive, W+ or None)."""
         wplus = None
         if isinstance(codes, WPlus): codes = codes.codes
         if codes.ndim != 3 or codes.shape[1] not in (self.layout.n_latent, self.layout.n_latent_expand):
             raise ValueError(f'codes must be (N, {self.layout.n_latent}, {self.cfg.style_dim}) W+ or '
-                             f'(N, {self.layout.n_latent_expand}, {self.cfg.style_dim}) expanded, got {tuple(codes.shape)}')
+                             f'(N, {self.layout.n_latent_expand}, {self.cfg.style_dim}) expanded, '
+                             f'got {tuple(codes.shape)}')
         if codes.shape[1] == self.layout.n_latent and self.layout.n_latent != self.layout.n_latent_expand:
             wplus, codes = codes, self.layout.expand(codes)
         if self.cfg.shared_codes:   # the baseline: one code for all local generators (the mean over classes)
             n, K = codes.shape[0], self.cfg.n_classes
-            codes = codes.reshape(n, K, -1, codes.shape[-1]).mean(1, keepdim=True).expand(-1, K, -1, -1).reshape(n, -1, codes.shape[-1])
+            shared = codes.reshape(n, K, -1, codes.shape[-1]).mean(1, keepdim=True)
+            codes = shared.expand(-1, K, -1, -1).reshape(n, -1, codes.shape[-1])
         return codes, wplus
 
     def compose(self, h, depth, noise_mode='random', noise=None, composition_mask=None):

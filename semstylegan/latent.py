@@ -46,7 +46,8 @@ class LatentLayout:
     def __post_init__(self):
         object.__setattr__(self, 'class_names', tuple(self.class_names))
         if len(self.class_names) < 2: raise ValueError(f'need at least 2 classes, got {self.class_names}')
-        if len(set(self.class_names)) != len(self.class_names): raise ValueError(f'duplicate class names: {self.class_names}')
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ValueError(f'duplicate class names: {self.class_names}')
         if not 0 <= self.base_layers <= self.depth_layers <= self.local_layers:
             raise ValueError(f'need 0 <= base_layers ({self.base_layers}) <= depth_layers ({self.depth_layers}) '
                              f'<= local_layers ({self.local_layers})')
@@ -60,7 +61,8 @@ class LatentLayout:
     @property
     def names(self):
         "Name of every W+ slot, in order."
-        return [f'base.{i}' for i in range(self.base_layers)] + [f'{c}.{t}' for c in self.class_names for t in ('shape', 'texture')]
+        return ([f'base.{i}' for i in range(self.base_layers)]
+                + [f'{c}.{t}' for c in self.class_names for t in ('shape', 'texture')])
 
     def class_index(self, name):
         if isinstance(name, int): return name
@@ -112,7 +114,9 @@ class WPlus:
         idx = self.layout.index(name)
         self.codes[:, idx] = value if value.ndim == 3 else value[:, None].expand(-1, len(idx), -1)
     def __len__(self): return self.codes.shape[0]
-    def __repr__(self): return f'WPlus({len(self)} x {self.layout.n_latent} x {self.codes.shape[-1]}, classes={self.layout.class_names})'
+    def __repr__(self):
+        return (f'WPlus({len(self)} x {self.layout.n_latent} x {self.codes.shape[-1]}, '
+                f'classes={self.layout.class_names})')
     def clone(self): return WPlus(self.codes.clone(), self.layout)
     def replace(self, names, other):
         "A copy whose slots `names` come from `other` (a WPlus or a tensor of W+ codes)."

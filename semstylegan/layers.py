@@ -38,7 +38,8 @@ class EqualLinear(nn.Module):
         b = None if self.bias is None else self.bias * self.lr_mul
         if self.activation: return fused_leaky_relu(F.linear(x, self.weight * self.scale), b)
         return F.linear(x, self.weight * self.scale, b)
-    def extra_repr(self): return f'{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, act={self.activation}'
+    def extra_repr(self):
+        return f'{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, act={self.activation}'
 
 # %% ../nbs/01_layers.ipynb #8325f24f
 class EqualConv2d(nn.Module):

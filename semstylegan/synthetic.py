@@ -106,14 +106,16 @@ def _head_parts(f, a, u, v, face):
     ring = lambda cx: (((u - cx) / gx) ** 2 + ((v - ey) / gy) ** 2 - 1).abs() < gt / (f['eye_ry'] * 1.5)
     bridge = (u.abs() < ex - gx * 0.9) & ((v - ey + f['eye_ry']).abs() < gt)
     hl = f['hat_line']
-    hat = _ellipse(u, v, 0, hl, rx * 1.25, ry * 0.75) & (v < hl + 0.02) | _ellipse(u, v, f['brim_x'], hl, rx * f['brim_w'], 0.05)
+    crown = _ellipse(u, v, 0, hl, rx * 1.25, ry * 0.75) & (v < hl + 0.02)
+    hat = crown | _ellipse(u, v, f['brim_x'], hl, rx * f['brim_w'], 0.05)
     drop = lambda s: _ellipse(u, v, s * rx * 0.98, ey + 0.2, 0.03, 0.045)
     return dict(hair=hair, ears=ear(-1) | ear(1), neck=neck, cloth=cloth,
                 eyeglasses=(ring(-ex) | ring(ex) | bridge) & a['eyeglasses'], hat=hat & a['hat'],
                 earrings=(drop(-1) | drop(1)) & a['earrings'])
 
 # %% ../nbs/10_synthetic.ipynb #e0712c77
-PAINT_ORDER = ('skin', 'eyeglasses', 'eyes', 'brows', 'mouth', 'nose', 'hair', 'ears', 'neck', 'cloth', 'hat', 'earrings')
+PAINT_ORDER = ('skin', 'eyeglasses', 'eyes', 'brows', 'mouth', 'nose', 'hair', 'ears', 'neck', 'cloth', 'hat',
+               'earrings')
 CLASS_IDS = dict(background=0, skin=1, eyes=2, brows=3, mouth=4, nose=5, ears=6, hair=7, neck=8, cloth=9, eyeglasses=10,
                  hat=11, earrings=12)
 
@@ -127,7 +129,8 @@ def paint(parts, shape):
 def _rgb(f, name): return torch.cat([f[f'{name}_{c}'] for c in 'rgb'], -1).flatten(1)      # (n, 3)
 
 def colour_table(f, a):
-    "(n, 13, 3) base colour of every class. Skin tone is shared by skin, nose, ears and neck, hair colour by hair and brows."
+    """(n, 13, 3) base colour of every class. Skin tone is shared by skin, nose, ears and neck, hair colour by hair
+    and brows."""
     n = len(f['tilt'])
     skin = _rgb(f, 'skin') * torch.tensor([1, 0.9, 0.8])
     hair = torch.tensor(list(HAIR_COLOURS.values()), dtype=torch.float32)[a['hair_colour'].flatten()]

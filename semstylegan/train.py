@@ -44,7 +44,8 @@ class TrainConfig:
     lambda_mask: float = 100.0
     mixing: float = 0.3
     ema_decay: float = 0.5 ** (32 / 10000)
-    ema_rampup: float = 0.0            # >0: EMA half-life at most this fraction of the images seen (stylegan2-ada); 0: official
+    # >0: EMA half-life at most this fraction of the images seen (stylegan2-ada); 0: official
+    ema_rampup: float = 0.0
     flip: bool = False                 # horizontal flip augmentation (doubles the dataset)
     image_only: bool = False           # fine-tuning on images: mask branch of D off, mask losses off
     freeze_local: bool = False         # keep the local generators fixed (in G and G_ema)
@@ -99,7 +100,8 @@ _RANGES = dict(lr=(1e-12, 1.0), mixing=(0.0, 1.0), ema_decay=(0.0, 1.0 - 1e-12),
 _CHOICES = dict(r1_mode=('separate', 'official'), amp=('bf16', 'off', 'auto'))
 
 def _parse(val, typ, key):
-    typ = {'int': int, 'float': float, 'bool': bool, 'str': str, 'tuple': tuple}.get(typ, typ) if isinstance(typ, str) else typ
+    if isinstance(typ, str):
+        typ = {'int': int, 'float': float, 'bool': bool, 'str': str, 'tuple': tuple}.get(typ, typ)
     try:
         if typ is bool:
             if val.lower() in ('1', 'true', 'yes', 'on'): return True
@@ -152,7 +154,8 @@ class Trainer:
         if tc.batch % world_size: raise ValueError(f'batch={tc.batch} must be a multiple of the {world_size} processes')
         self.batch_rank = tc.batch // world_size
         self.batch_gpu = tc.batch_gpu or self.batch_rank
-        if self.batch_rank % self.batch_gpu: raise ValueError(f'batch per process {self.batch_rank} must be a multiple of batch_gpu={self.batch_gpu}')
+        if self.batch_rank % self.batch_gpu:
+            raise ValueError(f'batch per process {self.batch_rank} must be a multiple of batch_gpu={self.batch_gpu}')
         self.rounds = self.batch_rank // self.batch_gpu
         size = tc.model_config().size
         self.dataset = dataset if dataset is not None else open_dataset(tc.data, size, 'train', tc.flip,
@@ -213,11 +216,13 @@ class Trainer:
         mix = torch.rand(N, generator=g, device=dev) < self.tc.mixing
         choice = torch.randint(0, 3, (N, K), generator=g, device=dev) * mix[:, None]
         noise = [torch.randn(N, *b.shape[1:], generator=g, device=dev) for b in self.G.render.make_noise('const')]
-        return [dict(z=z[:, s], choice=choice[s], noise=[n[s] for n in noise]) for s in (self._slice(n_rank, r) for r in range(self.rounds))]
+        return [dict(z=z[:, s], choice=choice[s], noise=[n[s] for n in noise])
+                for s in (self._slice(n_rank, r) for r in range(self.rounds))]
     def _wplus(self, d):
         return mix_regions(self.G.mapping(d['z'][0]), self.G.mapping(d['z'][1]), self.G.layout, choice=d['choice'])
     def _autocast(self):
-        return torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype else torch.autocast(self.device.type, enabled=False)
+        return (torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype
+                else torch.autocast(self.device.type, enabled=False))
 
     def _sync(self, params):
         """Average gradients over processes: one flat all_reduce, and no wait for the device. Every process runs the
@@ -297,7 +302,8 @@ class Trainer:
                 lf = self.D(fake.image, fake.seg if self.use_mask else None).float()
             loss = F.softplus(-lf).mean()
             if self.use_mask and self.tc.lambda_mask:
-                mask_loss = F.mse_loss(F.adaptive_avg_pool2d(fake.seg.float(), self.cfg.coarse_size), fake.seg_coarse.float())
+                mask_loss = F.mse_loss(F.adaptive_avg_pool2d(fake.seg.float(), self.cfg.coarse_size),
+                                       fake.seg_coarse.float())
                 _acc(stats, mask_loss=mask_loss); loss = loss + self.tc.lambda_mask * mask_loss
             (loss / self.rounds).backward()
             _acc(stats, g_loss=loss)
@@ -428,7 +434,8 @@ def load_training(tr, path, state=None):
     "Restore a Trainer from a training checkpoint (`state`: the file already loaded)."
     s = state if state is not None else safe_load(path)
     if not (isinstance(s, dict) and s.get('kind') == 'training'):
-        raise CheckpointError(f'{path}: not a semstylegan training checkpoint (use it as init= to start from its weights)')
+        raise CheckpointError(f'{path}: not a semstylegan training checkpoint '
+                              '(use it as init= to start from its weights)')
     if ModelConfig.from_dict(s['config']) != tr.cfg:
         raise CheckpointError(f'{path}: its model config differs from this run\'s')
     tr.G.load_state_dict(s['g']); tr.D.load_state_dict(s['d']); tr.G_ema.load_state_dict(s['g_ema'])
@@ -441,7 +448,8 @@ def load_training(tr, path, state=None):
 class Run:
     "A training run in a folder: the loop with logging, samples, checkpoints and resume."
     def __init__(self, tc: TrainConfig, out, device=None, resume=False, rank=0, world_size=1, progress=True, log=print):
-        self.out, self.rank, self.world, self.log = Path(out), rank, world_size, (log if rank == 0 else (lambda *a: None))
+        self.out, self.rank, self.world = Path(out), rank, world_size
+        self.log = log if rank == 0 else (lambda *a: None)
         device = resolve_device(device)
         ck = latest_checkpoint(self.out)
         held = ck is not None or any((self.out / f).exists() for f in ('train_config.json', 'metrics.jsonl'))
@@ -452,7 +460,8 @@ class Run:
             raise ValueError(f'{self.out}: already holds a run; pass --resume to continue it, or choose another --out')
         state = safe_load(ck) if ck is not None else None
         if resume and ck is None: self.log(f'{self.out}: no checkpoint yet; starting over')
-        if ck is not None:                                         # the saved settings win, except the length of the run
+        # the saved settings win, except the length of the run
+        if ck is not None:
             saved = TrainConfig.from_dict(state['train_config'])
             saved.steps, saved.workers, saved.log_every = tc.steps, tc.workers, tc.log_every
             tc = saved
@@ -467,9 +476,11 @@ class Run:
         self.tc, self.progress = tc, progress and rank == 0
         if rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.out / 'train_config.json', lambda t: Path(t).write_text(json.dumps(tc.to_dict(), indent=1)))
+            atomic_write(self.out / 'train_config.json',
+                         lambda t: Path(t).write_text(json.dumps(tc.to_dict(), indent=1)))
             if resume: _truncate_metrics(self.out / 'metrics.jsonl', self.tr.step)
-        self.sample_z = torch.randn(tc.n_sample, self.tr.cfg.style_dim, generator=torch.Generator().manual_seed(tc.seed + 2))
+        self.sample_z = torch.randn(tc.n_sample, self.tr.cfg.style_dim,
+                                    generator=torch.Generator().manual_seed(tc.seed + 2))
         self._tb = None
 
     def fit(self, steps=None, minutes=None):
@@ -493,8 +504,8 @@ class Run:
                              pin_memory=tr.device.type == 'cuda')
         it = iter(loader)
         t_stop = time.time() + 60 * minutes if minutes else None
-        bar = tqdm(total=None if minutes else steps, initial=tr.step, disable=not self.progress, unit='step', dynamic_ncols=True,
-                   desc=f'{minutes:g} min' if minutes else None)
+        bar = tqdm(total=None if minutes else steps, initial=tr.step, disable=not self.progress, unit='step',
+                   dynamic_ncols=True, desc=f'{minutes:g} min' if minutes else None)
         pending, t0, n0, last = [], time.time(), tr.step, {}
         if tr.step == 0 and self.rank == 0: self.samples()
         while tr.step < steps and not (t_stop and time.time() > t_stop):
@@ -504,7 +515,8 @@ class Run:
             if tr.step % tc.log_every == 0 or done:
                 dt = time.time() - t0; tr.elapsed += dt
                 last = self._log(pending, (tr.step - n0) * tc.batch / dt); pending, t0, n0 = [], time.time(), tr.step
-                bar.set_postfix({k: f'{v:.3g}' for k, v in last.items() if k in ('d_loss', 'g_loss', 'mask_loss', 'img_per_s')})
+                bar.set_postfix({k: f'{v:.3g}' for k, v in last.items()
+                                 if k in ('d_loss', 'g_loss', 'mask_loss', 'img_per_s')})
             if self.rank == 0 and (tr.step % tc.sample_every == 0 or done): self.samples()
             if tr.step % tc.ckpt_every == 0 or done: self.checkpoint()
         bar.close()
@@ -519,7 +531,8 @@ class Run:
         if not bool(self.tr._finite):
             ck = latest_checkpoint(self.out)
             raise NonFiniteLoss(f'non-finite loss by step {self.tr.step}: the run stopped and wrote nothing more; '
-                                f'last good checkpoint: {ck or "none"}. Lower lr (--set lr=...), turn amp off, or check the data.')
+                                f'last good checkpoint: {ck or "none"}. '
+                                'Lower lr (--set lr=...), turn amp off, or check the data.')
 
     def _log(self, pending, img_s):
         self._check_finite()
@@ -619,9 +632,11 @@ def setup_distributed():
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', default='tiny', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
-    p.add_argument('--data', default=None, help="'synthetic' (default), 'synthetic:toon' or a folder made by `semstylegan prepare`")
+    p.add_argument('--data', default=None,
+                   help="'synthetic' (default), 'synthetic:toon' or a folder made by `semstylegan prepare`")
     p.add_argument('--out', type=Path, default=Path('runs/train'), help='run folder (default: runs/train)')
-    p.add_argument('--steps', type=int, help='train until this step'); p.add_argument('--minutes', type=float, help='stop after this wall time')
+    p.add_argument('--steps', type=int, help='train until this step')
+    p.add_argument('--minutes', type=float, help='stop after this wall time')
     p.add_argument('--batch', type=int, help='total batch over all processes')
     p.add_argument('--resume', action='store_true', help='continue from the last checkpoint in --out')
     p.add_argument('--init', help='start from the weights of this checkpoint (ours or official)')
@@ -652,14 +667,16 @@ def cmd_train(args):
     _check_length(args.steps, args.minutes)
     rank, world, device = setup_distributed()
     run = Run(tc, args.out, device=args.device or device, resume=args.resume, rank=rank, world_size=world,
-              progress=not args.quiet, log=(lambda *a: print(*a, file=sys.stderr)) if not args.quiet else (lambda *a: None))
+              progress=not args.quiet,
+              log=(lambda *a: print(*a, file=sys.stderr)) if not args.quiet else (lambda *a: None))
     try:
         last = run.fit(args.steps, args.minutes)
         if world > 1: dist.barrier()                   # rank 0 writes the final files: the others wait for it
     finally:
         if world > 1: dist.destroy_process_group()
     if rank == 0 and not args.quiet:
-        print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'), file=sys.stderr)
+        print(f"{args.out}: step {run.tr.step}, " + ', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'step'),
+              file=sys.stderr)
     return run
 
 # %% ../nbs/12_train.ipynb #601b8f90
@@ -693,7 +710,8 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
         if cuda: torch.cuda.reset_peak_memory_stats()
         res[f'{k}_s'] = time_fn(f, warmup=1, repeat=repeat, device=device)
         if cuda: res[f'{k}_peak_gb'] = torch.cuda.max_memory_allocated() / 2**30
-    t = res['d_main_s'] + res['g_main_s'] + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every)
+    t = (res['d_main_s'] + res['g_main_s']
+         + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every))
     out = dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
                cpu_bf16=None if cuda else cpu_has_bf16(), gpu=torch.cuda.get_device_name() if cuda else None,
                official=official, step_s=t, images_per_s=tc.batch / t, **res)

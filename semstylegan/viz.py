@@ -81,9 +81,12 @@ def _inferno(x):
     "(H,W) float -> (3,H,W) uint8 with matplotlib's inferno colour map, normalised per map."
     import matplotlib
     x = x.float(); x = (x - x.min()) / (x.max() - x.min() + 1e-8)
-    return torch.from_numpy(matplotlib.colormaps['inferno'](x.numpy())[..., :3] * 255).round().to(torch.uint8).permute(2, 0, 1)
+    rgb = matplotlib.colormaps['inferno'](x.numpy())[..., :3] * 255
+    return torch.from_numpy(rgb).round().to(torch.uint8).permute(2, 0, 1)
 
 def depth_image(depths, k, size):
-    "Pseudo-depth of class `k` from depths (K,c,c), upsampled to `size` and coloured (black for the background, class 0)."
+    """Pseudo-depth of class `k` from depths (K,c,c), upsampled to `size` and coloured
+    (black for the background, class 0)."""
     if k == 0: return torch.zeros(3, size, size, dtype=torch.uint8)
-    return _inferno(torch.nn.functional.interpolate(depths[None, k:k + 1].float().cpu(), size=(size, size), mode='nearest')[0, 0])
+    depth = torch.nn.functional.interpolate(depths[None, k:k + 1].float().cpu(), size=(size, size), mode='nearest')
+    return _inferno(depth[0, 0])
