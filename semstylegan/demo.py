@@ -19,7 +19,8 @@ from .train import train_config, Run, read_metrics, plot_losses
 
 # %% ../nbs/13_demo.ipynb #0c403d80
 @torch.no_grad()
-def region_swaps(G, targets, donors, regions=('skin', 'hair', 'mouth', 'eyes', 'cloth', 'background'), noise_mode='const'):
+def region_swaps(G, targets, donors, regions=('skin', 'hair', 'mouth', 'eyes', 'cloth', 'background'),
+                 noise_mode='const'):
     """Grid: per row a target, its donor, then the target with one region's codes (shape and texture) taken from
     the donor, for each region (images above, masks below)."""
     regions = [r for r in regions if r in G.layout.class_names]
@@ -54,11 +55,14 @@ def write_index(out, info):
     e = html.escape
     rows = ''.join(f'<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>' for k, v in info['summary'].items())
     fig = lambda f, t, cap: (f'<h2>{t}</h2><p>{cap}</p><img src="{f}" alt="{t}">' if (Path(out) / f).exists() else '')
-    comp = 'Local generators switched on one by one: ' + e(' → '.join(info['components'])) + '. Rows: image, mask, pseudo-depth of the class just added.'
-    swaps = 'Columns: ' + e(', '.join(info['swaps'])) + ". Each swap replaces one region's shape and texture codes; the rest of the image should stay."
+    comp = ('Local generators switched on one by one: ' + e(' → '.join(info['components']))
+            + '. Rows: image, mask, pseudo-depth of the class just added.')
+    swaps = ('Columns: ' + e(', '.join(info['swaps']))
+             + ". Each swap replaces one region's shape and texture codes; the rest of the image should stay.")
+    style = ('body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222} '
+             'img{max-width:100%;image-rendering:pixelated}\ntd{padding:0 1em 0 0;font-size:90%}')
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>semstylegan demo</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}} img{{max-width:100%;image-rendering:pixelated}}
-td{{padding:0 1em 0 0;font-size:90%}}</style></head><body>
+<style>{style}</style></head><body>
 <h1>SemanticStyleGAN demo</h1>
 <p>The <code>tiny</code> model trained on the built-in synthetic faces. Each image is drawn by {info['n_classes']} local
 generators, one per semantic class, fused by their pseudo-depths; the mask beside each image is the generator's own.</p>
@@ -70,8 +74,10 @@ generators, one per semantic class, fused by their pseudo-depths; the mask besid
 </body></html>"""
     atomic_write(Path(out) / 'index.html', lambda t: Path(t).write_text(page))
 
-def demo(out='demo', minutes=5.0, pretrained=False, resume=False, device=None, seed=0, progress=True, log=print, **overrides):
-    "Train `tiny` on synthetic faces for `minutes` (or continue the shipped checkpoint), then write the pictures and index.html."
+def demo(out='demo', minutes=5.0, pretrained=False, resume=False, device=None, seed=0, progress=True, log=print,
+         **overrides):
+    """Train `tiny` on synthetic faces for `minutes` (or continue the shipped checkpoint), then write the pictures
+    and index.html."""
     out = Path(out)
     tc = train_config('tiny', seed=seed, steps=10**9, **overrides)
     if pretrained and not resume: tc.init = str(pretrained_path())
@@ -85,8 +91,10 @@ def demo(out='demo', minutes=5.0, pretrained=False, resume=False, device=None, s
     (out / 'metrics.jsonl').write_text((out / 'run' / 'metrics.jsonl').read_text())
     info.update(n_classes=G.cfg.n_classes, summary={
         'start': 'shipped checkpoint' if pretrained else 'random initialisation', 'steps': run.tr.step,
-        'images seen': run.tr.step * tc.batch, 'minutes': round((time.time() - t) / 60, 1), 'device': str(run.tr.device),
-        **{k: round(v, 4) for k, v in last.items() if k in ('d_loss', 'g_loss', 'mask_loss', 'r1_img', 'r1_seg', 'img_per_s')}})
+        'images seen': run.tr.step * tc.batch, 'minutes': round((time.time() - t) / 60, 1),
+        'device': str(run.tr.device),
+        **{k: round(v, 4) for k, v in last.items()
+           if k in ('d_loss', 'g_loss', 'mask_loss', 'r1_img', 'r1_seg', 'img_per_s')}})
     write_index(out, info)
     (out / 'summary.json').write_text(json.dumps(info['summary'], indent=1))
     return info

@@ -74,7 +74,9 @@ class LiveSynthesis:
 
 # %% ../nbs/16_explore.ipynb #73099a5e
 def _need_widgets():
-    if W is None: raise ImportError('the explorers need ipywidgets 8: pip install "semstylegan[explore]" (or pip install ipywidgets)')
+    if W is None:
+        raise ImportError('the explorers need ipywidgets 8: '
+                          'pip install "semstylegan[explore]" (or pip install ipywidgets)')
 
 def _png(frame, scale=1):
     "uint8 (3,H,W) -> PNG bytes, scaled up `scale` times by pixel repetition."
@@ -304,7 +306,8 @@ class StyleMixer(Explorer):
         key = (seed, self.psi.value)
         if key not in self._ends:
             if len(self._ends) > 8: self._ends.clear()
-            with torch.no_grad(): self._ends[key] = to_uint8(self.G.synthesis(self.seed_codes(seed), 'const').image[0]).cpu()
+            with torch.no_grad():
+                self._ends[key] = to_uint8(self.G.synthesis(self.seed_codes(seed), 'const').image[0]).cpu()
         return self._ends[key]
 
     def panels(self, o):
@@ -318,10 +321,13 @@ class ComponentExplorer(Explorer):
         super().__init__(G, **kw)
         names = G.layout.class_names
         self.seed = W.IntText(value=seed, description='seed', layout=W.Layout(width='160px'))
-        self.checks = {c: W.Checkbox(value=True, description=c, indent=False, layout=W.Layout(width='110px')) for c in names}
-        self.depth_of = W.Dropdown(options=list(names[1:]), value='hair' if 'hair' in names else names[1], description='depth of')
+        self.checks = {c: W.Checkbox(value=True, description=c, indent=False, layout=W.Layout(width='110px'))
+                       for c in names}
+        self.depth_of = W.Dropdown(options=list(names[1:]), value='hair' if 'hair' in names else names[1],
+                                   description='depth of')
         self.watch(self.seed, self.psi, self.depth_of, *self.checks.values())
-        self.ui = W.VBox([W.HBox([self.seed, self.psi]), W.HBox(list(self.checks.values()), layout=W.Layout(flex_flow='row wrap')),
+        self.ui = W.VBox([W.HBox([self.seed, self.psi]),
+                          W.HBox(list(self.checks.values()), layout=W.Layout(flex_flow='row wrap')),
                           self.depth_of, self.view, self.status, self._save_row('explore/components')])
         self.update()
 
@@ -344,7 +350,8 @@ class PartMover(Explorer):
     "Shift, scale and rotate a region through its Fourier coordinates; each region keeps its own move."
     def __init__(self, G, seed=0, regions=None, **kw):
         super().__init__(G, **kw)
-        opts = [c for c in G.layout.class_names[1:]] + [g for g in GROUPS if all(c in G.layout.class_names for c in GROUPS[g])]
+        opts = ([c for c in G.layout.class_names[1:]]
+                + [g for g in GROUPS if all(c in G.layout.class_names for c in GROUPS[g])])
         self.seed = W.IntText(value=seed, description='seed', layout=W.Layout(width='160px'))
         self.region = W.Dropdown(options=regions or opts, description='region')
         sl = lambda d, v, lo, hi, st: W.FloatSlider(value=v, min=lo, max=hi, step=st, description=d)
@@ -395,7 +402,8 @@ class PartMover(Explorer):
 
 # %% ../nbs/16_explore.ipynb #286f2caa
 def image_to_target(img, size):
-    "An image (path, bytes, PIL image or uint8 (H,W,3) array) -> (1,3,size,size) in [-1,1], shorter side then centre crop."
+    """An image (path, bytes, PIL image or uint8 (H,W,3) array) -> (1,3,size,size) in [-1,1], shorter side then
+    centre crop."""
     from semstylegan.data import read_image, resize_square
     if isinstance(img, (bytes, bytearray, memoryview)): img = io.BytesIO(bytes(img))
     if isinstance(img, Image.Image): a = np.asarray(img.convert('RGB'))
@@ -413,8 +421,10 @@ class InversionEditor(Explorer):
         S = G.cfg.size
         self._faces = synthetic_faces(samples, S, seed=12345)[0]   # held-out faces (a dataset seed training never uses)
         self.upload = W.FileUpload(accept='image/*', multiple=False, description='upload')
-        self.path = W.Text(placeholder='or a file path, then Enter', continuous_update=False, layout=W.Layout(width='260px'))
-        self.pick = W.Dropdown(options=[('synthetic face %d' % i, i) for i in range(samples)], value=0, description='pick')
+        self.path = W.Text(placeholder='or a file path, then Enter', continuous_update=False,
+                           layout=W.Layout(width='260px'))
+        self.pick = W.Dropdown(options=[('synthetic face %d' % i, i) for i in range(samples)], value=0,
+                               description='pick')
         self.steps = W.IntSlider(value=steps, min=10, max=1000, step=10, description='steps')
         self.invert_button = W.Button(description='invert', icon='magic', button_style='primary')
         self.progress = W.IntProgress(value=0, min=0, max=steps, description='inversion')
@@ -431,7 +441,8 @@ class InversionEditor(Explorer):
         self.invert_button.on_click(self.guard(lambda _: self.run_inversion()))
         self.apply_button.on_click(self.guard(lambda _: self.apply()))
         self.watch(self.region, self.edit, self.strength, self.donor)
-        self.ui = W.VBox([W.HBox([self.pick, self.upload, self.path]), W.HBox([self.steps, self.invert_button, self.progress]),
+        self.ui = W.VBox([W.HBox([self.pick, self.upload, self.path]),
+                          W.HBox([self.steps, self.invert_button, self.progress]),
                           W.HBox([self.region, self.edit]), W.HBox([self.strength, self.donor, self.apply_button]),
                           self.view, self.status, self._save_row('explore/edit')])
         self.set_target(self.face(0) if target is None else target, invert=False)
@@ -468,7 +479,8 @@ class InversionEditor(Explorer):
         a = self.strength.value
         if not a: return self.base.clone()
         if self.edit.value == 'restyle':
-            return self.base.lerp(region_slots(self.G.layout, self.region.value), self.seed_codes(self.donor.value), min(abs(a) / 6, 1.))
+            slots = region_slots(self.G.layout, self.region.value)
+            return self.base.lerp(slots, self.seed_codes(self.donor.value), min(abs(a) / 6, 1.))
         return edit_codes(self.base, self.directions[self.edit.value], a, self.region.value)
 
     def apply(self):
@@ -479,7 +491,9 @@ class InversionEditor(Explorer):
     def panels(self, o):
         img, mask = super().panels(o)
         if self._inv is None or self._inv[0] is not self.base:   # the inversion's picture, once per base
-            with torch.no_grad(): self._inv = (self.base, to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img)
+            with torch.no_grad():
+                inverted = to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img
+                self._inv = (self.base, inverted)
         return [to_uint8(self.target[0]).cpu(), self._inv[1], img, mask]
 
 # %% ../nbs/16_explore.ipynb #cc616a01

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .checkpoint import atomic_write, load_generator, save_checkpoint, safe_load, diagnose_file, CheckpointError
+from .checkpoint import (atomic_write, load_generator, save_checkpoint, safe_load, diagnose_file,
+                                    CheckpointError)
 from .data import open_dataset, make_loader, read_image, image_files, DataError, SYNTHETIC_SPECS
 from .viz import to_uint8, from_uint8
 
@@ -30,7 +31,8 @@ ALEXNET_URL = 'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'
 
 def cache_dir():
     "Where statistics and weights are looked up and stored (created on demand)."
-    d = os.environ.get('SEMSTYLEGAN_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'semstylegan'
+    d = (os.environ.get('SEMSTYLEGAN_CACHE')
+         or Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'semstylegan')
     return Path(d)
 
 class WeightsMissing(FileNotFoundError):
@@ -53,7 +55,8 @@ def find_weights(path, env, filename, url, what, flag):
 def _need(module, what):
     try: return __import__(module, fromlist=['_'])
     except ImportError as e:
-        raise ImportError(f'{what} needs the evaluation extras: pip install -c constraints.txt "semstylegan[eval]" ({e})') from None
+        raise ImportError(f'{what} needs the evaluation extras: '
+                          f'pip install -c constraints.txt "semstylegan[eval]" ({e})') from None
 
 # %% ../nbs/14_metrics.ipynb #8ab52cc8
 class FeatureExtractor(nn.Module):
@@ -85,7 +88,8 @@ class InceptionExtractor(FeatureExtractor):
             raise WeightsMissing(f'{self.path}: not a TorchScript Inception file ({type(e).__name__}: {e}); '
                                  f'download {INCEPTION_URL} again') from None
         for a in ('layers', 'output'):
-            if not hasattr(self.base, a): raise WeightsMissing(f'{self.path}: has no `{a}`; expected {INCEPTION_FILE} from {INCEPTION_URL}')
+            if not hasattr(self.base, a):
+                raise WeightsMissing(f'{self.path}: has no `{a}`; expected {INCEPTION_FILE} from {INCEPTION_URL}')
         self.name = f'inception-2015-12-05-clean-{self.path.stat().st_size}'
         self.register_buffer('_dev', torch.empty(0, device=device))
     def features(self, x): return self.base.layers((x - 128) / 128).reshape(x.shape[0], -1)
@@ -96,7 +100,8 @@ class TinyExtractor(FeatureExtractor):
     def __init__(self, dim=64, n_classes=10, seed=0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.w1, self.w2 = nn.Parameter(torch.randn(16, 3, 4, 4, generator=g) / 7), nn.Parameter(torch.randn(dim // 2, 16, 4, 4, generator=g) / 8)
+        self.w1 = nn.Parameter(torch.randn(16, 3, 4, 4, generator=g) / 7)
+        self.w2 = nn.Parameter(torch.randn(dim // 2, 16, 4, 4, generator=g) / 8)
         self.head = nn.Parameter(torch.randn(n_classes, dim, generator=g) / dim ** .5)
         self.name = f'tiny-{dim}-{n_classes}-{seed}'
         self.requires_grad_(False)
@@ -125,7 +130,8 @@ def data_batches(data, num=None, batch=64, split='train', size=None):
     "Yield uint8 image batches from 'synthetic', a prepared folder or a folder of images (lists of HWC arrays)."
     synthetic = str(data) in SYNTHETIC_SPECS
     if not synthetic and not Path(data).exists():
-        raise DataError(data, 'does not exist', "give 'synthetic', 'synthetic:toon', a prepared folder or a folder of images")
+        raise DataError(data, 'does not exist',
+                        "give 'synthetic', 'synthetic:toon', a prepared folder or a folder of images")
     if synthetic or _is_prepared(data):
         ds = open_dataset(data, size=size or (64 if synthetic else None), split=split, flip=False, n=num or 10_000)
         n = min(num or ds.n, ds.n)
@@ -137,7 +143,8 @@ def data_batches(data, num=None, batch=64, split='train', size=None):
 def source_key(data, split='train', size=None):
     "Identity of a dataset for the statistics cache: its manifest, or the file list (names, sizes, times) of a folder."
     if str(data) in SYNTHETIC_SPECS: return f'{str(data).replace(":", "-")}-{split}-{size}'
-    if _is_prepared(data): return hashlib.sha1((Path(data) / 'manifest.json').read_bytes()).hexdigest()[:16] + f'-{split}'
+    if _is_prepared(data):
+        return hashlib.sha1((Path(data) / 'manifest.json').read_bytes()).hexdigest()[:16] + f'-{split}'
     h = hashlib.sha1()
     for f in image_files(data): st = f.stat(); h.update(f'{f.relative_to(data)}:{st.st_size}:{st.st_mtime_ns}'.encode())
     return 'folder-' + h.hexdigest()[:16]
@@ -159,7 +166,8 @@ def dataset_stats(data, extractor, num=None, split='train', size=None, batch=64,
     path = cache_dir() / 'stats' / f'{key}.npz'
     if cache and path.is_file():
         with np.load(path) as z: return z['features'], z['logits']
-    f, l = compute_features(data_batches(data, num, batch, split, size), extractor, num, progress, desc=f'{Path(str(data)).name} {split}')
+    f, l = compute_features(data_batches(data, num, batch, split, size), extractor, num, progress,
+                            desc=f'{Path(str(data)).name} {split}')
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmpf: np.savez(open(tmpf, 'wb'), features=f, logits=l))
@@ -202,10 +210,14 @@ def evaluate_quality(metrics, fake, data, extractor, num=50_000, batch=32, seed=
     if bad: raise ValueError(f'unknown metrics {sorted(bad)}; choose from fid, kid, is')
     is_gen = isinstance(fake, nn.Module)
     size = size or (fake.cfg.size if is_gen else None)
-    batches = generator_batches(fake, num, batch, seed, truncation, device) if is_gen else data_batches(fake, num, batch)
-    ff, fl = compute_features(batches, extractor, num if is_gen else None, progress, desc='generated' if is_gen else Path(fake).name)
-    res = dict(protocol=PROTOCOL if isinstance(extractor, InceptionExtractor) else f'stand-in extractor {extractor.name} (not comparable)',
-               extractor=extractor.name, n_fake=len(ff), seed=seed, truncation=truncation if is_gen else None, data=str(data))
+    batches = (generator_batches(fake, num, batch, seed, truncation, device) if is_gen
+               else data_batches(fake, num, batch))
+    ff, fl = compute_features(batches, extractor, num if is_gen else None, progress,
+                              desc='generated' if is_gen else Path(fake).name)
+    protocol = (PROTOCOL if isinstance(extractor, InceptionExtractor)
+                else f'stand-in extractor {extractor.name} (not comparable)')
+    res = dict(protocol=protocol, extractor=extractor.name, n_fake=len(ff), seed=seed,
+               truncation=truncation if is_gen else None, data=str(data))
     if 'is' in metrics: res['is'], res['is_std'] = inception_score(fl, seed=seed)
     if {'fid', 'kid'} & set(metrics):
         rf, _ = dataset_stats(data, extractor, num_real, split, size, progress=progress)
@@ -223,9 +235,11 @@ def load_lpips(path=None, device='cpu'):
         raise WeightsMissing(f'{path}: not a state dict; expected torchvision AlexNet weights ({ALEXNET_URL})')
     lp = _need('lpips', 'LPIPS')
     m = lp.LPIPS(net='alex', pretrained=True, pnet_rand=True, spatial=True, verbose=False)
-    for name, p in m.net.named_parameters():   # lpips slices keep torchvision's layer numbers: sliceJ.X.w <- features.X.w
+    # lpips slices keep torchvision's layer numbers: sliceJ.X.w <- features.X.w
+    for name, p in m.net.named_parameters():
         key = 'features.' + name.split('.', 1)[1]
-        if key not in sd: raise WeightsMissing(f'{path}: no {key}; expected torchvision AlexNet weights ({ALEXNET_URL})')
+        if key not in sd:
+            raise WeightsMissing(f'{path}: no {key}; expected torchvision AlexNet weights ({ALEXNET_URL})')
         p.data.copy_(sd[key])
     return m.eval().requires_grad_(False).to(device)
 
@@ -233,7 +247,8 @@ KINDS = ('shape', 'texture', 'both')
 
 def region_change(base, out, class_ids):
     """How an edit changed the picture: the per-pixel change |out - base| (mean over RGB, in [0, 1]) and the edited
-    region, the pixels of `class_ids` in the mask before *or* after (a region that grows or shrinks counts as inside)."""
+    region, the pixels of `class_ids` in the mask before *or* after (a region that grows or shrinks counts as
+    inside)."""
     ids = torch.as_tensor(list(class_ids), device=base.mask.device)
     inside = torch.isin(base.mask, ids) | torch.isin(out.mask, ids)
     return (base.image - out.image).abs().mean(1) / 2, inside
@@ -246,9 +261,11 @@ def _edit(wp, donor, name, kind, mode):
 @torch.no_grad()
 def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=KINDS, regions=None, threshold=0.05,
              lpips=None, device=None, progress=False):
-    "The locality benchmark (see above). Returns {'per_region': {class: {kind: metrics}}, 'overall': {kind: metrics}, ...}."
+    """The locality benchmark (see above). Returns {'per_region': {class: {kind: metrics}},
+    'overall': {kind: metrics}, ...}."""
     from tqdm.auto import tqdm
-    if mode not in ('resample', 'swap', 'interpolate'): raise ValueError(f"mode must be 'resample', 'swap' or 'interpolate', got {mode!r}")
+    if mode not in ('resample', 'swap', 'interpolate'):
+        raise ValueError(f"mode must be 'resample', 'swap' or 'interpolate', got {mode!r}")
     device = device or next(G.parameters()).device
     L, names = G.layout, list(regions or G.layout.class_names)
     w_avg = G.mean_w().to(device) if truncation != 1 else None
@@ -257,7 +274,8 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
     acc = {(r, k): dict.fromkeys(keys, 0.0) for r in names for k in kinds}
     for i in tqdm(range(0, n, batch), disable=not progress, desc='locality'):
         b = min(batch, n - i)
-        z1, z2 = torch.randn(b, G.cfg.style_dim, generator=g).to(device), torch.randn(b, G.cfg.style_dim, generator=g).to(device)
+        z1 = torch.randn(b, G.cfg.style_dim, generator=g).to(device)
+        z2 = torch.randn(b, G.cfg.style_dim, generator=g).to(device)
         wp = G.wplus(z1, truncation, w_avg)
         donor = wp.codes.roll(1, 0) if mode == 'swap' else G.wplus(z2, truncation, w_avg).codes
         base = G.synthesis(wp, noise_mode='const')
@@ -272,7 +290,9 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
                 a['out_changed'] += ((d > threshold) & outside).sum().item()
                 a['label_changed'] += ((m1 != m2) & outside).sum().item()
                 a['out_n'] += outside.sum().item(); a['in_n'] += inside.sum().item()
-                if lpips: a['out_lpips'] += (lpips(base.image.clamp(-1, 1), out.image.clamp(-1, 1))[:, 0] * outside).sum().item()
+                if lpips:
+                    lpips_map = lpips(base.image.clamp(-1, 1), out.image.clamp(-1, 1))[:, 0]
+                    a['out_lpips'] += (lpips_map * outside).sum().item()
     per = {r: {} for r in names}
     for (r, kind), a in acc.items():
         o, ins = max(a['out_n'], 1), a['in_n']
@@ -285,23 +305,28 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
     overall = {}
     for kind in kinds:
         recs = [per[r][kind] for r in names]
-        overall[kind] = {m: float(np.mean([x[m] for x in recs if x[m] is not None])) if any(x[m] is not None for x in recs) else None
+        overall[kind] = {m: float(np.mean([x[m] for x in recs if x[m] is not None]))
+                            if any(x[m] is not None for x in recs) else None
                          for m in recs[0]}
         o = overall[kind]
-        o['leak_ratio'] = o['out_l1'] / o['in_l1'] if o['in_l1'] else None   # ratio of the means: rare regions do not dominate
+        # ratio of the means: rare regions do not dominate
+        o['leak_ratio'] = o['out_l1'] / o['in_l1'] if o['in_l1'] else None
     return dict(per_region=per, overall=overall, n=n, seed=seed, truncation=truncation, mode=mode, threshold=threshold,
                 shared_codes=bool(getattr(G.cfg, 'shared_codes', False)))
 
 # %% ../nbs/14_metrics.ipynb #c962cb6b
 def locality_table(res, kind='both', baseline=None):
     "Markdown table of the locality benchmark per region for one kind of edit."
-    cols = ('area', 'in_l1', 'out_l1', 'preservation', 'out_changed', 'label_changed', 'leak_ratio') + (('out_lpips',) if 'out_lpips' in res['overall'][kind] else ())
+    cols = (('area', 'in_l1', 'out_l1', 'preservation', 'out_changed', 'label_changed', 'leak_ratio')
+            + (('out_lpips',) if 'out_lpips' in res['overall'][kind] else ()))
     f = lambda v: '' if v is None else f'{v:.4f}'
-    rows = [('| region | ' + ' | '.join(cols) + (' | baseline leak_ratio |' if baseline else ' |')), '|' + '---|' * (len(cols) + 1 + bool(baseline))]
+    rows = [('| region | ' + ' | '.join(cols) + (' | baseline leak_ratio |' if baseline else ' |')),
+            '|' + '---|' * (len(cols) + 1 + bool(baseline))]
     for r, d in list(res['per_region'].items()) + [('**overall**', None)]:
         rec = d[kind] if d else res['overall'][kind]
         b = (baseline['per_region'].get(r, {}).get(kind) if d else baseline['overall'].get(kind)) if baseline else None
-        rows.append(f'| {r} | ' + ' | '.join(f(rec[c]) for c in cols) + (f' | {f(b and b["leak_ratio"])} |' if baseline else ' |'))
+        rows.append(f'| {r} | ' + ' | '.join(f(rec[c]) for c in cols)
+                    + (f' | {f(b and b["leak_ratio"])} |' if baseline else ' |'))
     return '\n'.join(rows)
 
 def plot_locality(res, path=None, kind='both', baseline=None, metric='out_l1'):
@@ -314,12 +339,16 @@ def plot_locality(res, path=None, kind='both', baseline=None, metric='out_l1'):
     ax.bar(x - (w / 2 if baseline else 0), [val(res, k) for k in names], w, label='SemanticStyleGAN')
     if baseline: ax.bar(x + w / 2, [val(baseline, k) for k in names], w, label='shared-code baseline')
     ax.set_xticks(x, names, rotation=45, ha='right'); ax.set_ylabel(metric.replace('_', ' '))
-    ax.set_title(f'{metric} when only one region\'s {kind} codes change ({res["mode"]})'); ax.legend(); fig.tight_layout()
+    ax.set_title(f'{metric} when only one region\'s {kind} codes change ({res["mode"]})')
+    ax.legend()
+    fig.tight_layout()
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
 # %% ../nbs/14_metrics.ipynb #beb86ce7
-def _block(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(), nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU())
+def _block(i, o):
+    return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(),
+                         nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU())
 
 class Segmenter(nn.Module):
     "A small U-Net: image in [-1,1] (N,3,S,S) -> class logits (N,K,S,S)."
@@ -336,7 +365,8 @@ class Segmenter(nn.Module):
 
 def confusion(pred, target, n_classes):
     "(K, K) counts of (target, predicted) label pairs."
-    return torch.bincount((target.flatten().long() * n_classes + pred.flatten().long()), minlength=n_classes ** 2).reshape(n_classes, n_classes)
+    pairs = target.flatten().long() * n_classes + pred.flatten().long()
+    return torch.bincount(pairs, minlength=n_classes ** 2).reshape(n_classes, n_classes)
 
 def iou_from_confusion(cm, names=None):
     "Per-class IoU (None where a class appears in neither map) and mIoU over the classes present."
@@ -355,7 +385,8 @@ def train_segmenter(data='synthetic', size=64, steps=1000, batch=16, lr=2e-3, wi
     ds = open_dataset(data, size=size, split='train', flip=True)
     dl = iter(make_loader(ds, batch, workers=0, seed=seed))
     net = Segmenter(n_classes, width).to(device); opt = torch.optim.Adam(net.parameters(), lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t / steps, 1))))  # cosine decay
+    cosine_decay = lambda t: 0.5 * (1 + math.cos(math.pi * min(t / steps, 1)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_decay)
     for _ in tqdm(range(steps), disable=not progress, desc='segmenter'):
         b = next(dl)
         x = from_uint8(b['image'].to(device)); y = b['label'].to(device).long()
@@ -389,7 +420,9 @@ def save_segmenter(net, path, **info):
 def load_segmenter(path):
     from semstylegan.checkpoint import _load_safetensors
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f'{path}: segmenter file not found; make one with `semstylegan eval masks` (it saves segmenter.safetensors)')
+    if not path.is_file():
+        raise CheckpointError(f'{path}: segmenter file not found; make one with `semstylegan eval masks` '
+                              f'(it saves segmenter.safetensors)')
     obj = _load_safetensors(path); cfg = obj['config']
     if cfg.get('kind') != 'segmenter': raise CheckpointError(f'{path}: not a segmenter checkpoint')
     net = Segmenter(cfg['n_classes'], cfg['width']); net.load_state_dict(obj['segmenter'])
@@ -400,7 +433,8 @@ def add_eval_args(p):
     from semstylegan.cli import _positive
     p.add_argument('metric', choices=['fid', 'kid', 'is', 'locality', 'masks'])
     p.add_argument('ckpt', help='a checkpoint (ours or official), or for fid/kid/is a folder of generated images')
-    p.add_argument('--data', default='synthetic', help="real data: 'synthetic' (default), a prepared folder or a folder of images")
+    p.add_argument('--data', default='synthetic',
+                   help="real data: 'synthetic' (default), a prepared folder or a folder of images")
     p.add_argument('--out', type=Path, default=Path('eval'), help='output folder (default ./eval)')
     p.add_argument('--num', type=_positive,
                    help='samples: 50000 for fid/kid/is (the paper), 256 for locality and masks')
@@ -408,12 +442,14 @@ def add_eval_args(p):
     p.add_argument('--batch', type=_positive, default=32); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--truncation', type=float, default=1.0, help='psi (default 1.0, as the paper)')
     p.add_argument('--inception', help=f'Inception weights {INCEPTION_FILE} (or ${INCEPTION_ENV})')
-    p.add_argument('--lpips', help=f'AlexNet weights {ALEXNET_FILE} for LPIPS in locality (or ${ALEXNET_ENV}); optional')
+    p.add_argument('--lpips',
+                   help=f'AlexNet weights {ALEXNET_FILE} for LPIPS in locality (or ${ALEXNET_ENV}); optional')
     p.add_argument('--baseline', help='locality: a shared-code baseline checkpoint to compare with')
     p.add_argument('--mode', default='resample', choices=['resample', 'swap', 'interpolate'], help='locality: the edit')
     p.add_argument('--segmenter', help='masks: a segmenter saved by an earlier run (default: train one)')
     p.add_argument('--seg-steps', type=_positive, default=1500, help='masks: segmenter training steps (default 1500)')
-    p.add_argument('--stand-in', action='store_true', help='fid/kid/is: the tiny stand-in extractor instead of Inception (tests only)')
+    p.add_argument('--stand-in', action='store_true',
+                   help='fid/kid/is: the tiny stand-in extractor instead of Inception (tests only)')
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
@@ -426,34 +462,41 @@ def cmd_eval(args):
     src = Path(args.ckpt)
     if not src.exists(): raise CheckpointError(f'{src}: no such checkpoint or folder')
     fake = src if src.is_dir() else load_generator(src).eval().to(device)
-    if src.is_dir() and args.metric not in ('fid', 'kid', 'is'): raise ValueError(f'{args.metric} needs a checkpoint, got the folder {src}')
+    if src.is_dir() and args.metric not in ('fid', 'kid', 'is'):
+        raise ValueError(f'{args.metric} needs a checkpoint, got the folder {src}')
     if args.metric in ('fid', 'kid', 'is'):
         ext = (TinyExtractor() if args.stand_in else InceptionExtractor(args.inception, device)).to(device)
-        res = evaluate_quality([args.metric], fake, args.data, ext, num=args.num or 50_000, batch=args.batch, seed=args.seed,
-                               truncation=args.truncation, num_real=args.num_real, device=device, progress=prog)
+        res = evaluate_quality([args.metric], fake, args.data, ext, num=args.num or 50_000, batch=args.batch,
+                               seed=args.seed, truncation=args.truncation, num_real=args.num_real, device=device,
+                               progress=prog)
         head = f"{args.metric} {res[args.metric]:.4f}" + (f" ± {res['is_std']:.4f}" if args.metric == 'is' else '')
     elif args.metric == 'locality':
         lp = load_lpips(args.lpips, device) if (args.lpips or os.environ.get(ALEXNET_ENV)) else None
-        kw = dict(n=args.num or 256, batch=args.batch, seed=args.seed, truncation=args.truncation, mode=args.mode, lpips=lp, progress=prog)
+        kw = dict(n=args.num or 256, batch=args.batch, seed=args.seed, truncation=args.truncation, mode=args.mode,
+                  lpips=lp, progress=prog)
         res = locality(fake, **kw)
         base = locality(load_generator(args.baseline).eval().to(device), **kw) if args.baseline else None
         if base: res['baseline'] = base
         (out / 'locality.md').write_text(locality_table(res, baseline=base) + '\n')
         plot_locality(res, out / 'locality.png', baseline=base)
         o = res['overall']['both']
-        head = f"locality: outside L1 {o['out_l1']:.4f}, inside L1 {o['in_l1']:.4f}, leak ratio {o['leak_ratio']:.3f}" + (
-            f" (baseline {base['overall']['both']['leak_ratio']:.3f})" if base else '')
+        head = (f"locality: outside L1 {o['out_l1']:.4f}, inside L1 {o['in_l1']:.4f}, "
+                f"leak ratio {o['leak_ratio']:.3f}"
+                + (f" (baseline {base['overall']['both']['leak_ratio']:.3f})" if base else ''))
     else:
         size = fake.cfg.size
         if args.segmenter: net = load_segmenter(args.segmenter).to(device)
         else:
-            net = train_segmenter(args.data, size, args.seg_steps, n_classes=fake.cfg.n_classes, device=device, progress=prog)
+            net = train_segmenter(args.data, size, args.seg_steps, n_classes=fake.cfg.n_classes, device=device,
+                                  progress=prog)
             save_segmenter(net, out / 'segmenter.safetensors', data=str(args.data), size=size, steps=args.seg_steps)
         names = list(fake.cfg.class_names)
         res = dict(segmenter_on_real=segmenter_accuracy(net, args.data, size, names=names),
-                   generated=mask_consistency(fake, net, args.num or 256, args.batch, args.seed, args.truncation, device))
+                   generated=mask_consistency(fake, net, args.num or 256, args.batch, args.seed, args.truncation,
+                                              device))
         plot_ious(res, out / 'masks.png')
-        head = f"masks: mIoU {res['generated']['miou']:.3f} (segmenter on real data {res['segmenter_on_real']['miou']:.3f})"
+        head = (f"masks: mIoU {res['generated']['miou']:.3f} "
+                f"(segmenter on real data {res['segmenter_on_real']['miou']:.3f})")
     res.update(metric=args.metric, ckpt=str(src))
     atomic_write(out / f'{args.metric}.json', lambda t: Path(t).write_text(json.dumps(res, indent=1)))
     print(head)
@@ -465,7 +508,12 @@ def plot_ious(res, path=None):
     names = list(g); x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3.2))
     ax.bar(x - 0.2, [g[k] or 0 for k in names], 0.4, label=f"generated (mIoU {res['generated']['miou']:.2f})")
-    ax.bar(x + 0.2, [r.get(k) or 0 for k in names], 0.4, label=f"real, held out (mIoU {res['segmenter_on_real']['miou']:.2f})")
-    ax.set_xticks(x, names, rotation=45, ha='right'); ax.set_ylabel('IoU'); ax.set_ylim(0, 1); ax.legend(); fig.tight_layout()
+    ax.bar(x + 0.2, [r.get(k) or 0 for k in names], 0.4,
+           label=f"real, held out (mIoU {res['segmenter_on_real']['miou']:.2f})")
+    ax.set_xticks(x, names, rotation=45, ha='right')
+    ax.set_ylabel('IoU')
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
