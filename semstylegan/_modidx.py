@@ -709,6 +709,7 @@ d = { 'settings': { 'branch': 'main',
                                  'semstylegan.viz.image_mask_grid': ('viz.html#image_mask_grid', 'semstylegan/viz.py'),
                                  'semstylegan.viz.make_grid': ('viz.html#make_grid', 'semstylegan/viz.py'),
                                  'semstylegan.viz.palette': ('viz.html#palette', 'semstylegan/viz.py'),
+                                 'semstylegan.viz.png': ('viz.html#png', 'semstylegan/viz.py'),
                                  'semstylegan.viz.save_image': ('viz.html#save_image', 'semstylegan/viz.py'),
                                  'semstylegan.viz.show': ('viz.html#show', 'semstylegan/viz.py'),
                                  'semstylegan.viz.to_uint8': ('viz.html#to_uint8', 'semstylegan/viz.py')}}}

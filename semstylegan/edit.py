@@ -6,7 +6,7 @@
 __all__ = ['CODES_FORMAT', 'GROUPS', 'EDIT_ATTRIBUTES', 'ATTRIBUTE_REGIONS', 'codes_from_seeds', 'save_codes', 'load_codes',
            'region_classes', 'region_slots', 'render', 'component_buildup', 'slerp', 'interpolate_codes',
            'spline_codes', 'render_frames', 'save_frames', 'mix_grid', 'move_part', 'composite_foreground',
-           'invert_background', 'composite_features', 'pyramid_l1', 'invert', 'AttributeClassifier',
+           'pyramid_l1', 'invert', 'invert_background', 'composite_features', 'AttributeClassifier',
            'train_attribute_classifier', 'attribute_report', 'check_classifier', 'attribute_classifier_path',
            'save_attribute_classifier', 'load_attribute_classifier', 'label_samples', 'fit_boundary', 'edit_codes',
            'edit_curve', 'plot_edit_curve', 'cmd_components', 'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit',
@@ -202,43 +202,6 @@ def composite_foreground(G, wplus, background, noise_mode='const'):
                        align_corners=False)
     return (1 - p_bg) * o.image + p_bg * bg, o
 
-# %% ../nbs/15_edit.ipynb #6863d1a8
-def invert_background(G, photo, steps=200, lr=0.05, lambda_mse=0.1, noise_mode='const', callback=None):
-    """Hidden features h_0 (N, C, c*c) of the background local generator such that G, drawing the background class
-    alone, reproduces `photo` (N,3,S,S) in [-1,1]. Starts from the mean code's background."""
-    p = next(G.parameters())
-    x = F.interpolate(photo.to(p), size=(G.cfg.size,) * 2, mode='bilinear', antialias=True, align_corners=False)
-    n, K = len(x), G.cfg.n_classes
-    with torch.no_grad():
-        codes, _ = G.prepare_codes(WPlus.from_w(G.mean_w().to(p).expand(n, -1), G.layout))
-        h, depth = G.local(G.embed(None, n, p.device, p.dtype), codes)
-    h0 = h[0].clone().requires_grad_(True)
-    only_bg = F.one_hot(torch.tensor(0), K).to(p)
-    opt = torch.optim.Adam([h0], lr)
-    for i in range(steps):
-        img = G.compose(torch.cat([h0[None], h[1:]]), depth, noise_mode, composition_mask=only_bg)[0]
-        loss = pyramid_l1(img, x) + lambda_mse * F.mse_loss(img, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if callback: callback(i + 1, steps, float(loss))
-    return h0.detach()
-
-# %% ../nbs/15_edit.ipynb #3c2f44ed
-@torch.no_grad()
-def composite_features(G, wplus, h0, regions, shift=(0., 0.), scale=1., noise_mode='const'):
-    """`regions` of `wplus` (moved by `shift`, scaled by `scale`) synthesised over an inverted background `h0`
-    (from `invert_background`) in feature space: fused by pseudo-depth, then rendered together. A `GeneratorOutput`."""
-    c, n, K = G.cfg.coarse_size, len(wplus), G.cfg.n_classes
-    names = region_classes(G.layout, regions)
-    grid = transform_coords(make_coords(c), shift, scale, 0.)
-    codes, wp = G.prepare_codes(wplus)
-    h, depth = G.local(G.embed({k: grid for k in names}, n, codes.device, codes.dtype), codes)
-    keep = torch.zeros(K, device=codes.device)
-    keep[[0] + [G.layout.class_index(k) for k in names]] = 1
-    image, seg, seg_coarse = G.compose(torch.cat([h0[None].to(h), h[1:]]), depth, noise_mode, composition_mask=keep)
-    return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wp)
-
 # %% ../nbs/15_edit.ipynb #98a1395c
 def pyramid_l1(a, b, levels=4):
     "Mean L1 over an image pyramid (the perceptual-loss fallback)."
@@ -299,6 +262,43 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
     with torch.no_grad(): o = Gt.synthesis(codes, noise_mode='const')
     key = 'wplus' if codes.shape[1] == G.layout.n_latent else 'codes'
     return {key: codes, 'image': o.image, 'mask': o.mask, 'losses': losses, 'G': Gt}
+
+# %% ../nbs/15_edit.ipynb #6863d1a8
+def invert_background(G, photo, steps=200, lr=0.05, lambda_mse=0.1, noise_mode='const', callback=None):
+    """Hidden features h_0 (N, C, c*c) of the background local generator such that G, drawing the background class
+    alone, reproduces `photo` (N,3,S,S) in [-1,1]. Starts from the mean code's background."""
+    p = next(G.parameters())
+    x = F.interpolate(photo.to(p), size=(G.cfg.size,) * 2, mode='bilinear', antialias=True, align_corners=False)
+    n, K = len(x), G.cfg.n_classes
+    with torch.no_grad():
+        codes, _ = G.prepare_codes(WPlus.from_w(G.mean_w().to(p).expand(n, -1), G.layout))
+        h, depth = G.local(G.embed(None, n, p.device, p.dtype), codes)
+    h0 = h[0].clone().requires_grad_(True)
+    only_bg = F.one_hot(torch.tensor(0), K).to(p)
+    opt = torch.optim.Adam([h0], lr)
+    for i in range(steps):
+        img = G.compose(torch.cat([h0[None], h[1:]]), depth, noise_mode, composition_mask=only_bg)[0]
+        loss = pyramid_l1(img, x) + lambda_mse * F.mse_loss(img, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if callback: callback(i + 1, steps, float(loss))
+    return h0.detach()
+
+# %% ../nbs/15_edit.ipynb #3c2f44ed
+@torch.no_grad()
+def composite_features(G, wplus, h0, regions, shift=(0., 0.), scale=1., noise_mode='const'):
+    """`regions` of `wplus` (moved by `shift`, scaled by `scale`) synthesised over an inverted background `h0`
+    (from `invert_background`) in feature space: fused by pseudo-depth, then rendered together. A `GeneratorOutput`."""
+    c, n, K = G.cfg.coarse_size, len(wplus), G.cfg.n_classes
+    names = region_classes(G.layout, regions)
+    grid = transform_coords(make_coords(c), shift, scale, 0.)
+    codes, wp = G.prepare_codes(wplus)
+    h, depth = G.local(G.embed({k: grid for k in names}, n, codes.device, codes.dtype), codes)
+    keep = torch.zeros(K, device=codes.device)
+    keep[[0] + [G.layout.class_index(k) for k in names]] = 1
+    image, seg, seg_coarse = G.compose(torch.cat([h0[None].to(h), h[1:]]), depth, noise_mode, composition_mask=keep)
+    return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wp)
 
 # %% ../nbs/15_edit.ipynb #22bdf138
 EDIT_ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings')  # the binary
