@@ -99,10 +99,13 @@ def test_prepare_ctrl_c_then_resume(tmp_path):
     import numpy as np
     from semstylegan.synthetic import synthetic_faces
     out = tmp_path / 'd'
-    args = ['prepare', 'synthetic', '--n', '4000', '--n-test', '0', '--size', '192', '--workers', '2',
+    args = ['prepare', 'synthetic', '--n', '4000', '--n-test', '0', '--size', '128', '--workers', '2',
             '--out', str(out)]                                 # long enough to interrupt on a busy machine
     cmd = ([str(EXE)] if EXE.exists() else [sys.executable, '-c', 'import sys; from semstylegan.cli import main; sys.exit(main())']) + args
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored: give the child the default
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=default_sigint)
     status, t0 = tmp_path / '.d.partial' / 'train_status.npy', time.time()
     while time.time() - t0 < 120 and p.poll() is None:
         try:
@@ -115,7 +118,7 @@ def test_prepare_ctrl_c_then_resume(tmp_path):
     assert not out.exists() and 0 < np.load(status).astype(bool).sum() < 4000
     r = run(*args)
     assert r.returncode == 0 and 'train 4,000, skipped 0' in r.stdout
-    img, lab, _ = synthetic_faces(4, 192, indices=[0, 1, 2000, 3999])
+    img, lab, _ = synthetic_faces(4, 128, indices=[0, 1, 2000, 3999])
     assert (np.load(out / 'train_images.npy', mmap_mode='r')[[0, 1, 2000, 3999]] == img.numpy()).all()
     assert (np.load(out / 'train_labels.npy', mmap_mode='r')[[0, 1, 2000, 3999]] == lab.numpy()).all()
 
