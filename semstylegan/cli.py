@@ -336,4 +336,5 @@ def main(argv=None):
 
 # %% ../nbs/09_cli.ipynb #b8a985a7
 #| eval: false
-if __name__ == '__main__': sys.exit(main())   # `python -m semstylegan.cli` (torchrun); not run in the notebook
+_in_notebook = 'ipykernel' in sys.modules                    # a kernel runs cells as __main__ too
+if __name__ == '__main__' and not _in_notebook: sys.exit(main())   # `python -m semstylegan.cli` (torchrun)
