@@ -266,7 +266,7 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
 # %% ../nbs/15_edit.ipynb #6863d1a8
 def invert_background(G, photo, steps=200, lr=0.05, lambda_mse=0.1, noise_mode='const', callback=None):
     """Hidden features h_0 (N, C, c*c) of the background local generator such that G, drawing the background class
-    alone, reproduces `photo` (N,3,S,S) in [-1,1]. Starts from the mean code's background."""
+    alone, reproduces `photo` (N,3,S,S) in [-1,1]. Starts from the mean code's background (what `steps=0` returns)."""
     p = next(G.parameters())
     x = F.interpolate(photo.to(p), size=(G.cfg.size,) * 2, mode='bilinear', antialias=True, align_corners=False)
     n, K = len(x), G.cfg.n_classes

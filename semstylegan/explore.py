@@ -16,9 +16,8 @@ from PIL import Image
 from .generator import GeneratorOutput
 from .latent import WPlus
 from .layers import make_coords, transform_coords
-from .viz import to_uint8, from_uint8, colorize, save_image
+from .viz import to_uint8, from_uint8, colorize, save_image, png_bytes, depth_image
 from .edit import codes_from_seeds, region_classes, region_slots, save_codes, invert, edit_codes, GROUPS
-from .viz import depth_image
 try: import ipywidgets as W
 except ImportError: W = None
 
@@ -77,13 +76,6 @@ def _need_widgets():
     if W is None:
         raise ImportError('the explorers need ipywidgets 8: '
                           'pip install "semstylegan[explore]" (or pip install ipywidgets)')
-
-def _png(frame, scale=1):
-    "uint8 (3,H,W) -> PNG bytes, scaled up `scale` times by pixel repetition."
-    im = Image.fromarray(frame.permute(1, 2, 0).cpu().numpy())
-    if scale > 1: im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    buf = io.BytesIO(); im.save(buf, format='PNG', compress_level=1)
-    return buf.getvalue()
 
 def _from_frontend(change):
     "True when a trait change came from the browser (ipywidgets holds a property lock while applying its state)."
@@ -165,7 +157,7 @@ class Explorer:
         self.image = to_uint8(o.image[0]).permute(1, 2, 0).cpu().numpy()
         self.mask = o.mask[0].cpu().numpy()
         self.frame = torch.cat(panels, -1)
-        self.view.value = _png(self.frame, max(1, self.display // self.G.cfg.size))
+        self.view.value = png_bytes(self.frame, max(1, self.display // self.G.cfg.size), compress_level=1)  # fast
         self.renders += 1
         self.last_ms = 1000 * (time.perf_counter() - t0)
         self.status.value = (f'<small>update {self.renders} · {self.last_ms:.0f} ms · reran {len(self.live.reran)}/'

@@ -190,5 +190,5 @@ def _draw(idx, size, seed, style='photo'):
     shading = torch.where(face['mouth_inner'] & (label == 4), 0.35, shading)
     img = table.gather(1, label.long().flatten(1)[..., None].expand(-1, -1, 3)).view(*u.shape, 3).permute(0, 3, 1, 2)
     img = (img * shading[:, None]).clamp(0, 255).to(torch.uint8)
-    flat = {k: (f[k] if k in FACTORS and k not in RATES and k != 'hair_colour' else a[k]).flatten() for k in ATTRIBUTES}
-    return img, label, flat
+    values = {**f, **a}                                  # the attributes, then the pose factors
+    return img, label, {k: values[k].flatten() for k in ATTRIBUTES}

@@ -147,9 +147,7 @@ def test_shipped_attribute_classifier_beats_the_majority_rate():
     clf = E.load_attribute_classifier()
     assert clf.attrs == E.EDIT_ATTRIBUTES and clf.size == 64
     report = E.attribute_report(clf, 64, n=1024, seed=11)            # faces it was neither trained nor reported on
-    for a, r in report.items():
-        assert r['accuracy'] > r['majority'] + min(0.1, (1 - r['majority']) / 2), (a, r)
-    E.check_classifier(report, E.EDIT_ATTRIBUTES)
+    E.check_classifier(report, E.EDIT_ATTRIBUTES)                      # margin: min(0.1, half the remaining error)
 
 
 def test_attribute_classifier_files(tmp_path):
@@ -188,11 +186,8 @@ def test_feature_space_compositing_keeps_the_photo_background_and_the_requested_
     one = E.codes_from_seeds(G, [3])
     fore = [k for k in G.layout.class_names if k != 'background']
     comp = E.composite_features(G, one, h0, fore)
-    with torch.no_grad():
-        codes, _ = G.prepare_codes(E.WPlus.from_w(G.mean_w(), G.layout))
-        h_mean, _ = G.local(G.embed(None, 1, 'cpu', torch.float32), codes)
-        plain = G.synthesis(one, noise_mode='const')
-    mean_bg = E.composite_features(G, one, h_mean[0], fore)
+    mean_bg = E.composite_features(G, one, E.invert_background(G, photo, steps=0), fore)
+    with torch.no_grad(): plain = G.synthesis(one, noise_mode='const')
     bg = comp.mask[0] == 0
     err = lambda o: float((o.image[0][:, bg] - photo[0][:, bg]).abs().mean())
     assert err(comp) < 0.6 * err(mean_bg)
