@@ -26,6 +26,8 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
 eval_requirements = (cfg.get('eval_requirements') or '').split()   # FID/KID/IS, LPIPS: semstylegan[eval]
 explore_requirements = (cfg.get('explore_requirements') or '').split()   # ipywidgets explorers: semstylegan[explore]
+text_requirements = (cfg.get('text_requirements') or '').split()   # CLIP text edits (open_clip): semstylegan[text]
+flow_requirements = (cfg.get('flow_requirements') or '').split()   # StyleFlow edits (zuko): semstylegan[flow]
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -45,7 +47,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'eval': eval_requirements, 'explore': explore_requirements},
+    extras_require={'dev': dev_requirements, 'eval': eval_requirements, 'explore': explore_requirements,
+                    'text': text_requirements, 'flow': flow_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
