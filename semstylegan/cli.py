@@ -202,6 +202,8 @@ def _train_parsers(sub):
     add_eval_args(s); s.set_defaults(fn=cmd_eval)
     from semstylegan.edit import add_edit_parsers
     add_edit_parsers(sub)
+    from semstylegan.encoder import add_encoder_parser
+    add_encoder_parser(sub)
 
 # %% ../nbs/09_cli.ipynb #636675f2
 def make_parser():
@@ -329,7 +331,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         again = {'prepare': '; run the same command again to resume',
                  'train': '; --resume continues from the last checkpoint',
-                 'demo': '; --resume continues'}.get(args.command, '')
+                 'demo': '; --resume continues', 'train-encoder': '; --resume continues from the last checkpoint'}.get(args.command, '')
         print(f'semstylegan {args.command}: interrupted{again}', file=sys.stderr)
         return 130
     return 0

@@ -13,7 +13,7 @@ __all__ = ['CODES_FORMAT', 'GROUPS', 'EDIT_ATTRIBUTES', 'ATTRIBUTE_REGIONS', 'co
            'add_edit_parsers']
 
 # %% ../nbs/15_edit.ipynb #6e673d28
-import copy, json, math, os, sys
+import argparse, copy, json, math, os, sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -528,10 +528,11 @@ def cmd_invert(args, G):
     if args.lpips or os.environ.get('SEMSTYLEGAN_ALEXNET'):
         from semstylegan.metrics import load_lpips
         lp = load_lpips(args.lpips, next(G.parameters()).device)
+    enc = _encoder_arg(args, G)
+    steps = args.steps if args.steps is not None else (0 if enc else 400)
     codes, recon, masks = [], [], []
     for i in range(0, len(x), args.batch):
-        r = invert(G, x[i:i + args.batch], args.steps, args.lr, lpips=lp, pti_steps=args.pti_steps,
-                   progress=not args.quiet)
+        r = _invert_batch(G, x[i:i + args.batch], enc, steps, args, lp)
         codes.append(r['wplus'].cpu()); recon.append(r['image'].cpu()); masks.append(r['mask'].cpu())
     recon, masks = torch.cat(recon), torch.cat(masks)
     (args.out / 'recon').mkdir(parents=True, exist_ok=True)
@@ -542,8 +543,25 @@ def cmd_invert(args, G):
     save_image(make_grid(tiles, 3 * min(4, len(files))), args.out / 'inversion.png')
     mse = F.mse_loss(recon, x).item()
     skip = f', skipped {len(skipped)} unreadable' if skipped else ''
-    return (f'inverted {len(files)} images{skip}, MSE {mse:.4f} ({"LPIPS" if lp else "pyramid-L1 fallback"}); '
-            f'codes in {args.out / "codes.pt"}')
+    how = ('encoder' if enc else '') + (' + ' if enc and steps else '') + (f'{steps} steps' if steps else '')
+    return (f'inverted {len(files)} images{skip} ({how}), MSE {mse:.4f} '
+            f'({"LPIPS" if lp else "pyramid-L1 fallback"}); codes in {args.out / "codes.pt"}')
+
+def _encoder_arg(args, G):
+    "The encoder of `--encoder` (a file or a train-encoder folder) on G's device, or None."
+    if not args.encoder: return None
+    from semstylegan.encoder import load_encoder
+    return load_encoder(args.encoder, G).to(next(G.parameters()).device)
+
+def _invert_batch(G, x, enc, steps, args, lp):
+    "The encoder alone (steps=0), optimisation alone (no encoder), or the encoder as the optimisation's start."
+    init = None
+    if enc is not None:
+        from semstylegan.encoder import encode
+        with torch.no_grad(): o = encode(enc, G, x.to(next(G.parameters())))
+        if not steps and not args.pti_steps: return dict(wplus=o.wplus, image=o.image, mask=o.mask)
+        init = o.wplus
+    return invert(G, x, steps, args.lr, lpips=lp, pti_steps=args.pti_steps, init=init, progress=not args.quiet)
 
 def _edit_classifier(args, G):
     "`--clf`, else the shipped classifier when it covers the attribute at the model's size, else one trained here."
@@ -575,6 +593,10 @@ def cmd_edit(args, G):
     where = ", ".join(regions) if regions else "all codes"
     return f'{args.attr}: classifier accuracy {acc[args.attr]:.3f}, boundary accuracy {bacc:.3f}; edited {where}'
 
+def _count(v):
+    if not v.isdigit(): raise argparse.ArgumentTypeError(f'expected a whole number of steps (0 or more), got {v!r}')
+    return int(v)
+
 def add_edit_parsers(sub):
     from semstylegan.cli import _positive
     def common(s, seeds=True):
@@ -605,7 +627,8 @@ def add_edit_parsers(sub):
     s.add_argument('--donors', type=int, nargs='+', help='donor seeds'); s.set_defaults(fn=_run_edit(cmd_mix))
     s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
     s.add_argument('images', help='an image or a folder of images')
-    s.add_argument('--steps', type=_positive, default=400)
+    s.add_argument('--steps', type=_count, help='optimisation steps (default 400; 0 with --encoder)')
+    s.add_argument('--encoder', help='an encoder (file or train-encoder folder): its codes alone, or the start of --steps')
     s.add_argument('--lr', type=float, default=0.1); s.add_argument('--batch', type=_positive, default=4)
     s.add_argument('--pti-steps', type=int, default=0, help='pivotal tuning steps after inversion (default 0)')
     s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')

@@ -405,10 +405,13 @@ def image_to_target(img, size):
     return from_uint8(torch.from_numpy(a.copy()).permute(2, 0, 1)[None])
 
 class InversionEditor(Explorer):
-    "Invert an image (upload, path or a synthetic face), then edit the inversion region by region."
-    def __init__(self, G, target=None, directions=None, steps=200, samples=8, **kw):
+    """Invert an image (upload, path or a synthetic face), then edit the inversion region by region. With an
+    `encoder` (an `Encoder`, its file or its train-encoder folder) the inversion starts from its codes (steps may be 0)."""
+    def __init__(self, G, target=None, directions=None, steps=200, samples=8, encoder=None, **kw):
         super().__init__(G, **kw)
         from semstylegan.synthetic import synthetic_faces
+        from semstylegan.encoder import load_encoder
+        self.encoder = load_encoder(encoder, G) if isinstance(encoder, (str, Path)) else encoder
         self.directions = dict(directions or {})
         S = G.cfg.size
         self._faces = synthetic_faces(samples, S, seed=12345)[0]   # held-out faces (a dataset seed training never uses)
@@ -417,7 +420,7 @@ class InversionEditor(Explorer):
                            layout=W.Layout(width='260px'))
         self.pick = W.Dropdown(options=[('synthetic face %d' % i, i) for i in range(samples)], value=0,
                                description='pick')
-        self.steps = W.IntSlider(value=steps, min=10, max=1000, step=10, description='steps')
+        self.steps = W.IntSlider(value=steps, min=0 if self.encoder else 10, max=1000, step=10, description='steps')
         self.invert_button = W.Button(description='invert', icon='magic', button_style='primary')
         self.progress = W.IntProgress(value=0, min=0, max=steps, description='inversion')
         regs = list(G.layout.class_names) + [g for g in GROUPS if all(c in G.layout.class_names for c in GROUPS[g])]
@@ -463,9 +466,21 @@ class InversionEditor(Explorer):
         def cb(i, n, loss):
             self.progress.value = i
             if i % 10 == 0 or i == n: self.status.value = f'<small>inverting: step {i}/{n}, loss {loss:.4f}</small>'
-        res = invert(self.G, self.target, steps=steps, callback=cb)
-        self.base, self.losses = WPlus(res['wplus'], self.G.layout), res['losses']
+        init = self.encoded()
+        res = invert(self.G, self.target, steps=steps, callback=cb, init=init) if steps or init is None else None
+        self.base = WPlus(res['wplus'] if res else init, self.G.layout)
+        self.losses = res['losses'] if res else []
         with self.hold(): self.strength.value = 0.
+
+    def encoded(self):
+        "The encoder's codes of the target (None without an encoder)."
+        if self.encoder is None: return None
+        from semstylegan.encoder import encode
+        p = next(self.G.parameters())
+        t = time.perf_counter()
+        with torch.no_grad(): codes = encode(self.encoder.to(p.device), self.G, self.target.to(p)).wplus
+        self.status.value = f'<small>encoded in {1000 * (time.perf_counter() - t):.0f} ms</small>'
+        return codes
 
     def codes(self):
         a = self.strength.value
