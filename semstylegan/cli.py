@@ -331,7 +331,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         again = {'prepare': '; run the same command again to resume',
                  'train': '; --resume continues from the last checkpoint',
-                 'demo': '; --resume continues', 'train-encoder': '; --resume continues from the last checkpoint'}.get(args.command, '')
+                 'demo': '; --resume continues',
+                 'train-encoder': '; --resume continues from the last checkpoint'}.get(args.command, '')
         print(f'semstylegan {args.command}: interrupted{again}', file=sys.stderr)
         return 130
     return 0

@@ -576,22 +576,35 @@ def _edit_classifier(args, G):
     return train_attribute_classifier((args.attr,), G.cfg.size, args.clf_steps, progress=not args.quiet)
 
 def cmd_edit(args, G):
+    if args.text:
+        from semstylegan.text import cmd_text_edit
+        return cmd_text_edit(args, G)
     wp = _codes_arg(args, G, 4)
     clf, report = _edit_classifier(args, G)
     check_classifier(report, [args.attr])
-    acc = {a: r['accuracy'] for a, r in report.items()}
-    w, probs = label_samples(G, clf, args.samples)
-    d, bacc = fit_boundary(w, probs[:, clf.attrs.index(args.attr)])
     regions = None if args.regions == ['all'] else (args.regions or [ATTRIBUTE_REGIONS[args.attr]])
-    tiles = []
-    for a in args.alphas: tiles.append(render(G, edit_codes(wp, d, a, regions, args.kind))[0])
-    S = G.cfg.size
-    grid = torch.stack(tiles, 1).reshape(-1, 3, S, S)
-    save_image(make_grid(grid, len(args.alphas)), args.out / f'edit_{args.attr}.png')
-    record = {'attr': args.attr, 'direction': d, 'boundary_accuracy': bacc, 'classifier_accuracy': acc[args.attr]}
+    method = _styleflow_edits if args.method == 'styleflow' else _boundary_edits
+    edits, record, how = method(args, G, clf, wp, regions)
+    tiles = torch.stack([render(G, e)[0] for e in edits], 1)
+    save_image(make_grid(tiles.flatten(0, 1), len(edits)), args.out / f'edit_{args.attr}.png')
+    record.update(attr=args.attr, method=args.method, classifier_accuracy=report[args.attr]['accuracy'])
     torch.save(record, args.out / f'direction_{args.attr}.pt')
     where = ", ".join(regions) if regions else "all codes"
-    return f'{args.attr}: classifier accuracy {acc[args.attr]:.3f}, boundary accuracy {bacc:.3f}; edited {where}'
+    return f"{args.attr}: classifier accuracy {record['classifier_accuracy']:.3f}, {how}; edited {where}"
+
+def _boundary_edits(args, G, clf, wp, regions):
+    "InterFaceGAN: a boundary in W from labelled samples; the codes moved along its normal by each of `--alphas`."
+    w, probs = label_samples(G, clf, args.samples)
+    d, bacc = fit_boundary(w, probs[:, clf.attrs.index(args.attr)])
+    edits = [edit_codes(wp, d, a, regions, args.kind) for a in args.alphas]
+    return edits, dict(direction=d, boundary_accuracy=bacc, alphas=args.alphas), f'boundary accuracy {bacc:.3f}'
+
+def _styleflow_edits(args, G, clf, wp, regions):
+    "StyleFlow: the attribute set to each of `--values` through the conditional flow (shipped, `--flow`, or trained)."
+    from semstylegan.flow import flow_for, flow_edit
+    flow = flow_for(G, clf, args.flow, progress=not args.quiet)
+    edits = [flow_edit(G, flow, clf, wp, args.attr, v, regions, args.kind) for v in args.values]
+    return edits, dict(values=args.values, flow=flow.info.get('source')), f"{flow.info.get('source')} flow"
 
 def _count(v):
     if not v.isdigit(): raise argparse.ArgumentTypeError(f'expected a whole number of steps (0 or more), got {v!r}')
@@ -628,7 +641,8 @@ def add_edit_parsers(sub):
     s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
     s.add_argument('images', help='an image or a folder of images')
     s.add_argument('--steps', type=_count, help='optimisation steps (default 400; 0 with --encoder)')
-    s.add_argument('--encoder', help='an encoder (file or train-encoder folder): its codes alone, or the start of --steps')
+    s.add_argument('--encoder', help='an encoder (a file or a train-encoder folder): its codes alone, '
+                                     'or the start of --steps')
     s.add_argument('--lr', type=float, default=0.1); s.add_argument('--batch', type=_positive, default=4)
     s.add_argument('--pti-steps', type=int, default=0, help='pivotal tuning steps after inversion (default 0)')
     s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
@@ -639,11 +653,18 @@ def add_edit_parsers(sub):
     common(s)
     regions(s)
     s.add_argument('--attr', '--attribute', default='smiling', choices=EDIT_ATTRIBUTES, help='(default smiling)')
-    s.add_argument('--alphas', type=float, nargs='+', default=[-4, -2, 0, 2, 4])
+    s.add_argument('--method', default='interfacegan', choices=['interfacegan', 'styleflow'],
+                   help='interfacegan: a boundary in W (default); styleflow: a conditional flow (semstylegan[flow])')
+    s.add_argument('--alphas', type=float, nargs='+', default=[-4, -2, 0, 2, 4], help='interfacegan: steps along it')
+    s.add_argument('--values', type=float, nargs='+', default=[0, 0.25, 0.5, 0.75, 1],
+                   help='styleflow: the asked attribute probabilities')
+    s.add_argument('--flow', help='styleflow: a flow file (default: the shipped one when it fits, else one trained)')
     s.add_argument('--clf', help='attribute classifier file (default: the shipped one when it fits the model)')
     s.add_argument('--clf-steps', type=_positive, default=1500, help='steps when a classifier must be trained (1500)')
     s.add_argument('--samples', type=_positive, default=2000)
     s.set_defaults(fn=_run_edit(cmd_edit))
+    from semstylegan.text import add_text_args
+    add_text_args(s)
 
 def _run_edit(fn):
     def run(args):

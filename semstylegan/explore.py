@@ -406,7 +406,8 @@ def image_to_target(img, size):
 
 class InversionEditor(Explorer):
     """Invert an image (upload, path or a synthetic face), then edit the inversion region by region. With an
-    `encoder` (an `Encoder`, its file or its train-encoder folder) the inversion starts from its codes (steps may be 0)."""
+    `encoder` (an `Encoder`, its file or its train-encoder folder), the inversion starts from its codes (steps can
+    be 0: the encoder alone)."""
     def __init__(self, G, target=None, directions=None, steps=200, samples=8, encoder=None, **kw):
         super().__init__(G, **kw)
         from semstylegan.synthetic import synthetic_faces
