@@ -601,9 +601,10 @@ def _boundary_edits(args, G, clf, wp, regions):
 
 def _styleflow_edits(args, G, clf, wp, regions):
     "StyleFlow: the attribute set to each of `--values` through the conditional flow (shipped, `--flow`, or trained)."
-    from semstylegan.flow import flow_for, flow_edit
+    from semstylegan.flow import flow_for, flow_edit, attribute_probs
     flow = flow_for(G, clf, args.flow, progress=not args.quiet)
-    edits = [flow_edit(G, flow, clf, wp, args.attr, v, regions, args.kind) for v in args.values]
+    source = attribute_probs(G, clf, wp)
+    edits = [flow_edit(G, flow, clf, wp, args.attr, v, regions, args.kind, source) for v in args.values]
     return edits, dict(values=args.values, flow=flow.info.get('source')), f"{flow.info.get('source')} flow"
 
 def _count(v):
