@@ -10,10 +10,9 @@ import math, platform, time
 from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
-from .generator import Generator, preset
+from .generator import Generator, preset, local_generators_reference
 from .discriminator import DualBranchDiscriminator
 from .fusion import fuse_masks, composite
-from .layers import make_coords
 
 # %% ../nbs/08_bench.ipynb #2bb3c5f0
 def _native_upfirdn2d(x, kernel, up=1, pad=(0, 0)):
@@ -44,29 +43,16 @@ def _grouped_modconv(x, weight, style, demodulate, up=False, blur=None):
     out = F.conv2d(xg, w.reshape(n * o, i, k, k), padding=k // 2, groups=n)
     return out.reshape(n, o, *out.shape[2:])
 
+def _grouped_modconv1x1(x, weight, style, demodulate):
+    "The official modulated 1x1 convolution (a grouped convolution) for an (O, I) weight."
+    return _grouped_modconv(x, weight[:, :, None, None], style, demodulate)
+
 def reference_synthesis(G, codes, noise):
     "The official algorithm on `G`'s parameters: expanded codes (N, K*L, D), noise list -> (image, seg, 2m-1, depths)."
-    cfg, loc, n = G.cfg, G.local, codes.shape[0]
-    K, L, c = cfg.n_classes, cfg.local_layers, cfg.coarse_size
-    pe = G.pos_embed(make_coords(c, n, codes.device, codes.dtype))
-    feats, depths = [], []
-    for k in range(K):
-        x = pe
-        for l in range(L):
-            s = codes[:, k * L + l] @ (loc.mod_weight[k, l] * loc.mod_scale).t() + loc.mod_bias[k, l]
-            x = _native_fused_lrelu(_grouped_modconv(x, loc.weight[k, l, :, :, None, None] * loc.conv_scale, s, True),
-                                    loc.act_bias[k, l])
-            if l == cfg.depth_layers - 1:
-                if k == 0: depths.append(torch.zeros(n, 1, c, c, device=x.device, dtype=x.dtype))
-                else:
-                    wd = loc.depth_weight[k - 1].reshape(1, -1, 1, 1) * loc.conv_scale
-                    depths.append(_grouped_modconv(x, wd, loc.depth_mod[k - 1].expand(n, -1), False)
-                                  + loc.depth_bias[k - 1])
-        wf = loc.feat_weight[k, :, :, None, None] * loc.conv_scale
-        feats.append(_grouped_modconv(x, wf, loc.feat_mod[k].expand(n, -1), False)
-                     + loc.feat_bias[k].reshape(1, -1, 1, 1))
-    m, weights = fuse_masks(torch.cat(depths, 1), cfg.transparent_classes)
-    feat = composite(torch.stack(feats, 1), weights)
+    cfg, n, c = G.cfg, codes.shape[0], G.cfg.coarse_size
+    feats, depths = local_generators_reference(G, codes, _grouped_modconv1x1)      # the loop over the K classes
+    m, weights = fuse_masks(depths, cfg.transparent_classes)
+    feat = composite(feats, weights)
     seg_coarse = 2 * m - 1
     R = G.render
     x, rgb, seg = F.adaptive_avg_pool2d(feat, cfg.min_feat_size), None, None
@@ -85,7 +71,7 @@ def reference_synthesis(G, codes, noise):
         x = styled(R.convs[2 * i + 1], styled(R.convs[2 * i], x, noise[2 * i]), noise[2 * i + 1])
         rgb, seg = to_out(R.to_rgbs[i], x, rgb), to_out(R.to_segs[i], x, seg)
         if cfg.residual_refine and seg.shape[-1] == c: seg = seg + seg_coarse
-    return rgb, seg, seg_coarse, torch.cat(depths, 1)
+    return rgb, seg, seg_coarse, depths
 
 # %% ../nbs/08_bench.ipynb #976efd43
 def tune_allocator(cache_bytes=2**34):

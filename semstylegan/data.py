@@ -359,13 +359,12 @@ class Synthetic:
         a = torch.stack([attrs[k].float() for k in ATTRIBUTES], 1).numpy()
         return list(zip(imgs.numpy(), labels.numpy(), a))
 
-# %% ../nbs/11_data.ipynb #ec10a6b7
+# %% ../nbs/11_data.ipynb #d5dbb5b0
 MANIFEST_FORMAT = 'semstylegan-data'
 
 def _write_json(path, obj):
     tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
-_SOURCE = None
 def _new_array(path, mode, dtype, shape):
     """A memory-mapped .npy array; a new one has its disk blocks reserved at once, so that a full disk is a clear
     error here and not a SIGBUS when a page is written later."""
@@ -380,6 +379,8 @@ def _new_array(path, mode, dtype, shape):
             raise DataError(path, f'cannot reserve {size:,} bytes ({e.strerror})', fix) from None
     return a
 
+# %% ../nbs/11_data.ipynb #9d62b258
+_SOURCE = None
 def _init_worker(src, parent):
     global _SOURCE; _SOURCE = src; torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group: the main process handles it
@@ -387,10 +388,9 @@ def _init_worker(src, parent):
     _die_with_parent(parent)
 def _load_in_worker(keys): return _SOURCE.load_chunk(keys)
 
-def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False, progress=False):
-    "Prepare `source` into the folder `out` (see above); returns the manifest. Resumes an interrupted run."
-    from tqdm.auto import tqdm
-    out = Path(out); S = source.size
+# %% ../nbs/11_data.ipynb #8b62fd35
+def _check_out(source, out, skip_bad, overwrite):
+    "Refuse, before any work, an `out` that cannot receive the dataset, and files that pair with nothing."
     if (out / 'manifest.json').exists() and not overwrite:
         raise DataError(out, 'already a prepared dataset', 'pass --overwrite to replace it, or choose another --out')
     if out.exists() and not (out / 'manifest.json').exists() and (not out.is_dir() or any(out.iterdir())):
@@ -400,12 +400,21 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
                         'mount point cannot be', f'give a folder inside it, such as {out / "data"}')
     unmatched = getattr(source, 'unmatched', {})
     if unmatched and not skip_bad: raise _unmatched_error(list(unmatched.values()))
+
+def _partial_folder(out):
+    "The hidden folder beside `out` that the preparation writes into, created and checked writable."
     tmp = out.parent / f'.{out.name}.partial'
     try: tmp.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(out, f'cannot create the output ({e.strerror})', 'choose a writable --out') from None
     if not os.access(tmp, os.W_OK): raise DataError(out, 'output folder is not writable', 'choose a writable --out')
-    splits = {k: v for k, v in source.splits().items() if v}
+    return tmp
+
+# %% ../nbs/11_data.ipynb #931e9add
+def _resume_job(source, out, tmp, splits):
+    """Record this job in `tmp`, or check that the unfinished one found there is the same job. Returns the manifest
+    when that one had finished already (it is published now), else None: the rows not yet done remain to do."""
+    S = source.size
     job = dict(source=source.describe(), resolution=S, has_labels=source.has_labels,
                counts={k: len(v) for k, v in splits.items()},
                keys=hashlib.sha1(json.dumps(splits).encode()).hexdigest())         # the same items in the same rows
@@ -418,7 +427,12 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
         return _publish(tmp, out, man)
     else: _write_json(tmp / 'job.json', job)
     if (tmp / 'manifest.json').exists(): return _publish(tmp, out, _cleanup(tmp))
-    A = len(source.attr_names)
+    return None
+
+# %% ../nbs/11_data.ipynb #a0884a57
+def _open_arrays(source, tmp, splits, chunk):
+    "Every split's memory-mapped arrays (new, or an interrupted run's) and the chunks of rows still to do."
+    S, A = source.size, len(source.attr_names)
     arrays, todo = {}, []
     for split, keys in splits.items():
         N = len(keys); mode = 'r+' if (tmp / f'{split}_status.npy').exists() else 'w+'
@@ -430,41 +444,66 @@ def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False
                              status=mm('status', (N,), np.int8))
         rows = np.flatnonzero(arrays[split]['status'] == 0)
         todo += [(split, rows[i:i + chunk]) for i in range(0, len(rows), chunk)]
+    return arrays, todo
+
+# %% ../nbs/11_data.ipynb #2bd1b81e
+def _write_chunk(a, split, keys, rows, results, skip_bad, skipped_log):
+    """Write one chunk's results into its split's arrays `a` and flush them; then log its bad items and mark its rows
+    done (1) or bad (2), so that a row is marked only once its pixels are on disk."""
+    bad = []
+    for r, res in zip(rows, results):
+        if isinstance(res, DataError):
+            if not skip_bad: raise res
+            bad.append(dict(split=split, row=int(r), key=keys[r], file=res.path, problem=res.problem))
+            continue
+        a['images'][r] = res[0]
+        if a['labels'] is not None: a['labels'][r] = res[1]
+        if a['attrs'] is not None: a['attrs'][r] = res[2]
+    for k in ('images', 'labels', 'attrs'):
+        if a[k] is not None: a[k].flush()
+    if bad:
+        with open(skipped_log, 'a') as f: f.write(''.join(json.dumps(b) + '\n' for b in bad))
+    st = a['status']; st[rows] = 1
+    for b in bad: st[b['row']] = 2
+    st.flush()
+
+# %% ../nbs/11_data.ipynb #1e9a54a9
+def _run_chunks(source, todo, splits, workers, write):
+    "Load every chunk of `todo`, in `workers` processes (0: in this one), and hand it to `write(split, rows, results)`."
+    if workers > 0 and len(todo) > 1:
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+        with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(source, os.getpid())) as ex:
+            try:
+                chunks = [[splits[s][r] for r in rows] for s, rows in todo]
+                for (split, rows), res in zip(todo, ex.map(_load_in_worker, chunks)):
+                    write(split, rows, res)
+            except BaseException:
+                ex.shutdown(wait=True, cancel_futures=True); raise
+    else:
+        for split, rows in todo: write(split, rows, source.load_chunk([splits[split][r] for r in rows]))
+
+# %% ../nbs/11_data.ipynb #ad3ed235
+def prepare(source, out, skip_bad=False, workers=None, chunk=32, overwrite=False, progress=False):
+    "Prepare `source` into the folder `out` (see above); returns the manifest. Resumes an interrupted run."
+    from tqdm.auto import tqdm
+    out = Path(out)
+    _check_out(source, out, skip_bad, overwrite)
+    tmp = _partial_folder(out)
+    splits = {k: v for k, v in source.splits().items() if v}
+    finished = _resume_job(source, out, tmp, splits)
+    if finished is not None: return finished
+    arrays, todo = _open_arrays(source, tmp, splits, chunk)
     skipped_log = tmp / 'skipped.jsonl'
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
     bar = tqdm(total=sum(len(r) for _, r in todo), unit='img', disable=not progress, desc=f'prepare {out.name}')
     def write(split, rows, results):
-        a = arrays[split]; bad = []
-        for r, res in zip(rows, results):
-            if isinstance(res, DataError):
-                if not skip_bad: raise res
-                bad.append(dict(split=split, row=int(r), key=splits[split][r], file=res.path, problem=res.problem))
-                continue
-            a['images'][r] = res[0]
-            if a['labels'] is not None: a['labels'][r] = res[1]
-            if a['attrs'] is not None: a['attrs'][r] = res[2]
-        for k in ('images', 'labels', 'attrs'):
-            if a[k] is not None: a[k].flush()
-        if bad:
-            with open(skipped_log, 'a') as f: f.write(''.join(json.dumps(b) + '\n' for b in bad))
-        st = a['status']; st[rows] = 1
-        for b in bad: st[b['row']] = 2
-        st.flush(); bar.update(len(rows))
-    try:
-        if workers > 0 and len(todo) > 1:
-            ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-            with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(source, os.getpid())) as ex:
-                try:
-                    chunks = [[splits[s][r] for r in rows] for s, rows in todo]
-                    for (split, rows), res in zip(todo, ex.map(_load_in_worker, chunks)):
-                        write(split, rows, res)
-                except BaseException:
-                    ex.shutdown(wait=True, cancel_futures=True); raise
-        else:
-            for split, rows in todo: write(split, rows, source.load_chunk([splits[split][r] for r in rows]))
+        _write_chunk(arrays[split], split, splits[split], rows, results, skip_bad, skipped_log)
+        bar.update(len(rows))
+    try: _run_chunks(source, todo, splits, workers, write)
     finally: bar.close()
     return _finalise(source, out, tmp, splits, arrays, skipped_log)
 
+# %% ../nbs/11_data.ipynb #dda9a773
 def _finalise(source, out, tmp, splits, arrays, skipped_log):
     skipped = [json.loads(l) for l in skipped_log.read_text().splitlines()] if skipped_log.exists() else []
     # a chunk redone after an interruption logs twice
@@ -478,33 +517,41 @@ def _finalise(source, out, tmp, splits, arrays, skipped_log):
                created=time.strftime('%Y-%m-%dT%H:%M:%S'), splits={}, skipped=skipped)
     for split, a in arrays.items():
         keep = np.flatnonzero(a['status'] == 1)
-        for k in ('images', 'labels', 'attrs'):
-            # compact out skipped rows; an array is replaced in one step, and one already compacted by an interrupted
-            # run (it has fewer rows than the status) is left alone, so running again after any interruption is safe
-            if a[k] is None or len(a[k]) != len(a['status']) or len(keep) == len(a[k]): continue
-            new = tmp / f'{split}_{k}.new.npy'
-            dst = _new_array(new, 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
-            for i in range(0, len(keep), 1024): dst[i:i + 1024] = a[k][keep[i:i + 1024]]
-            dst.flush(); del dst; a[k] = None; os.replace(new, tmp / f'{split}_{k}.npy')
+        _compact(tmp, split, a, keep)
         info = dict(count=int(len(keep)), images=f'{split}_images.npy')
         if source.has_labels:
-            labels = np.load(tmp / f'{split}_labels.npy', mmap_mode='r')
-            counts, present = np.zeros(K, np.int64), np.zeros(K, np.int64)
-            # per-image class histograms, 64 at a time
-            for i in range(0, len(labels), 64):
-                l = labels[i:i + 64].reshape(-1, S * S)
-                offsets = (K * np.arange(len(l), dtype=np.int32))[:, None]
-                h = np.bincount((l + offsets).ravel(), minlength=K * len(l)).reshape(-1, K)
-                counts += h.sum(0); present += (h > 0).sum(0)
-            info.update(labels=f'{split}_labels.npy',
-                        class_pixel_fraction=(counts / max(1, counts.sum())).round(6).tolist(),
-                        class_image_fraction=(present / max(1, len(labels))).round(4).tolist())
+            info.update(labels=f'{split}_labels.npy', **_class_fractions(tmp / f'{split}_labels.npy', K, S))
         if source.attr_names: info['attrs'] = f'{split}_attrs.npy'
         _write_json(tmp / f'{split}_keys.json', [splits[split][r] for r in keep.tolist()])
         man['splits'][split] = info
     _write_json(tmp / 'manifest.json', man)
     return _publish(tmp, out, _cleanup(tmp))
 
+# %% ../nbs/11_data.ipynb #fd808b34
+def _compact(tmp, split, a, keep):
+    "Drop the skipped rows from the split's arrays (`keep`: the rows done)."
+    for k in ('images', 'labels', 'attrs'):
+        # compact out skipped rows; an array is replaced in one step, and one already compacted by an interrupted
+        # run (it has fewer rows than the status) is left alone, so running again after any interruption is safe
+        if a[k] is None or len(a[k]) != len(a['status']) or len(keep) == len(a[k]): continue
+        new = tmp / f'{split}_{k}.new.npy'
+        dst = _new_array(new, 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
+        for i in range(0, len(keep), 1024): dst[i:i + 1024] = a[k][keep[i:i + 1024]]
+        dst.flush(); del dst; a[k] = None; os.replace(new, tmp / f'{split}_{k}.npy')
+
+def _class_fractions(path, K, S):
+    "The share of the pixels, and of the images, that each class has in a split's labels (64 images at a time)."
+    labels = np.load(path, mmap_mode='r')
+    counts, present = np.zeros(K, np.int64), np.zeros(K, np.int64)
+    for i in range(0, len(labels), 64):
+        l = labels[i:i + 64].reshape(-1, S * S)
+        offsets = (K * np.arange(len(l), dtype=np.int32))[:, None]
+        h = np.bincount((l + offsets).ravel(), minlength=K * len(l)).reshape(-1, K)
+        counts += h.sum(0); present += (h > 0).sum(0)
+    return dict(class_pixel_fraction=(counts / max(1, counts.sum())).round(6).tolist(),
+                class_image_fraction=(present / max(1, len(labels))).round(4).tolist())
+
+# %% ../nbs/11_data.ipynb #ab6f4f64
 def _cleanup(tmp):
     "Remove the bookkeeping of a finished preparation (job.json last: it tells a rerun whose manifest this is)."
     for f in sorted(tmp.glob('*_status.npy')) + [tmp / 'skipped.jsonl', tmp / 'job.json']: f.unlink(missing_ok=True)
@@ -518,6 +565,7 @@ def _publish(tmp, out, man):
     else: os.replace(tmp, out)
     return man
 
+# %% ../nbs/11_data.ipynb #f3593a4b
 def summary(man):
     "A few lines: counts per split, skipped files, class frequencies."
     lines = [f"{MANIFEST_FORMAT} {man['resolution']}px from {man['source']['kind']}: " +

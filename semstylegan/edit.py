@@ -548,10 +548,12 @@ def cmd_invert(args, G):
             f'({"LPIPS" if lp else "pyramid-L1 fallback"}); codes in {args.out / "codes.pt"}')
 
 def _encoder_arg(args, G):
-    "The encoder of `--encoder` (a file or a train-encoder folder) on G's device, or None."
+    "The encoder of `--encoder` (a file, a train-encoder folder, or 'tiny': the shipped one) on G's device, or None."
     if not args.encoder: return None
     from semstylegan.encoder import load_encoder
-    return load_encoder(args.encoder, G).to(next(G.parameters()).device)
+    from semstylegan.checkpoint import pretrained_path
+    path = pretrained_path('tiny-synthetic-encoder') if args.encoder == 'tiny' else args.encoder
+    return load_encoder(path, G).to(next(G.parameters()).device)
 
 def _invert_batch(G, x, enc, steps, args, lp):
     "The encoder alone (steps=0), optimisation alone (no encoder), or the encoder as the optimisation's start."
@@ -642,8 +644,8 @@ def add_edit_parsers(sub):
     s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
     s.add_argument('images', help='an image or a folder of images')
     s.add_argument('--steps', type=_count, help='optimisation steps (default 400; 0 with --encoder)')
-    s.add_argument('--encoder', help='an encoder (a file or a train-encoder folder): its codes alone, '
-                                     'or the start of --steps')
+    s.add_argument('--encoder', help="an encoder (a file, a train-encoder folder, or 'tiny' for the shipped one): "
+                                     'its codes alone, or the start of --steps')
     s.add_argument('--lr', type=float, default=0.1); s.add_argument('--batch', type=_positive, default=4)
     s.add_argument('--pti-steps', type=int, default=0, help='pivotal tuning steps after inversion (default 0)')
     s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')

@@ -345,7 +345,7 @@ def plot_locality(res, path=None, kind='both', baseline=None, metric='out_l1'):
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/14_metrics.ipynb #beb86ce7
+# %% ../nbs/14_metrics.ipynb #77317292
 def _block(i, o):
     return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(),
                          nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU())
@@ -363,6 +363,7 @@ class Segmenter(nn.Module):
         h = self.d2(torch.cat([F.interpolate(h3, scale_factor=2.), h2], 1))
         return self.out(self.d1(torch.cat([F.interpolate(h, scale_factor=2.), h1], 1)))
 
+# %% ../nbs/14_metrics.ipynb #f154c235
 def confusion(pred, target, n_classes):
     "(K, K) counts of (target, predicted) label pairs."
     pairs = target.flatten().long() * n_classes + pred.flatten().long()
@@ -377,6 +378,7 @@ def iou_from_confusion(cm, names=None):
     return dict(per_class=dict(zip(names, ious)), miou=float(np.mean(present)) if present else None,
                 pixel_acc=float(tp.sum() / cm.sum()))
 
+# %% ../nbs/14_metrics.ipynb #4a45203e
 def train_segmenter(data='synthetic', size=64, steps=1000, batch=16, lr=2e-3, width=32, n_classes=13, seed=0,
                     device='cpu', progress=False):
     "Train a `Segmenter` on the training split of `data`; returns it in eval mode."
@@ -394,6 +396,7 @@ def train_segmenter(data='synthetic', size=64, steps=1000, batch=16, lr=2e-3, wi
     net.final_loss = loss.item()
     return net.eval()
 
+# %% ../nbs/14_metrics.ipynb #4d2cfd26
 @torch.no_grad()
 def segmenter_accuracy(net, data='synthetic', size=64, num=256, batch=64, names=None):
     "IoU of the segmenter on the held-out split of real data."
@@ -406,14 +409,18 @@ def segmenter_accuracy(net, data='synthetic', size=64, num=256, batch=64, names=
     return iou_from_confusion(cm, names)
 
 @torch.no_grad()
-def mask_consistency(G, net, n=256, batch=32, seed=0, truncation=1.0, device=None):
-    "IoU between the generator's masks and the segmenter's reading of the generated images."
-    cm = 0
+def mask_consistency(G, net, n=256, batch=32, seed=0, truncation=1.0, device=None, shuffled=False):
+    """IoU between the generator's masks and the segmenter's reading of the generated images. `shuffled` pairs each
+    reading with the mask of the sample generated before it: the agreement of unrelated masks, the chance level."""
+    if shuffled and n < 2: raise ValueError(f'shuffled needs at least 2 samples, got n={n}')
+    cm, previous = 0, None
     for img, mask in generator_batches(G, n, batch, seed, truncation, device, with_masks=True):
+        if shuffled: mask, previous = torch.cat([mask[-1:] if previous is None else previous, mask[:-1]]), mask[-1:]
         x = from_uint8(img).to(next(net.parameters()).device)
         cm = cm + confusion(net(x).argmax(1).cpu(), mask, G.cfg.n_classes)
     return iou_from_confusion(cm, list(G.cfg.class_names))
 
+# %% ../nbs/14_metrics.ipynb #1650ba7c
 def save_segmenter(net, path, **info):
     save_checkpoint(path, dict(kind='segmenter', n_classes=net.n_classes, width=net.width, **info), segmenter=net)
 
@@ -428,7 +435,7 @@ def load_segmenter(path):
     net = Segmenter(cfg['n_classes'], cfg['width']); net.load_state_dict(obj['segmenter'])
     return net.eval()
 
-# %% ../nbs/14_metrics.ipynb #0cad8f29
+# %% ../nbs/14_metrics.ipynb #1528a274
 def add_eval_args(p):
     from semstylegan.cli import _positive
     p.add_argument('metric', choices=['fid', 'kid', 'is', 'locality', 'masks'])
@@ -453,6 +460,7 @@ def add_eval_args(p):
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
+# %% ../nbs/14_metrics.ipynb #66b72d57
 def cmd_eval(args):
     "Run one evaluation and write OUT/<metric>.json (+ figures); prints the headline numbers."
     from semstylegan.train import resolve_device
@@ -501,6 +509,7 @@ def cmd_eval(args):
     atomic_write(out / f'{args.metric}.json', lambda t: Path(t).write_text(json.dumps(res, indent=1)))
     print(head)
 
+# %% ../nbs/14_metrics.ipynb #39141a07
 def plot_ious(res, path=None):
     "Per-class IoU bars: generated masks vs the segmenter, and the segmenter on real data."
     import matplotlib.pyplot as plt

@@ -91,4 +91,4 @@ def test_shipped_encoder_beats_the_mean_code(G):
         mean_image = mean_start(E, G, len(x))[1]
     mse, mse_mean = F.mse_loss(o.image, x).item(), F.mse_loss(mean_image, x).item()
     assert mse < mse_mean / 3, (mse, mse_mean)
-    assert (o.mask == lab).float().mean() > 0.8
+    assert (o.mask == lab).float().mean() > 0.75

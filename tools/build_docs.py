@@ -131,6 +131,13 @@ def is_hidden(cell, directives):
     return 'hide' in directives or directives.get('include') == 'false' or 'hide' in tags or 'remove-cell' in tags
 
 
+def patched_class(node):
+    "The class a `@patch` function is added to (its `self` annotation), as nbdev's _modidx names it; else None."
+    patched = any(isinstance(d, ast.Name) and d.id == 'patch' for d in getattr(node, 'decorator_list', []))
+    annotation = node.args.args[0].annotation if patched and node.args.args else None
+    return annotation.id if isinstance(annotation, ast.Name) else None
+
+
 def exported_names(code):
     "The anchors nbdev's _modidx gives the definitions in an exported cell: `name` and `class.method`, lowercased."
     try:
@@ -140,7 +147,7 @@ def exported_names(code):
     names = []
     for node in tree.body:
         if isinstance(node, DEFINITIONS):
-            names.append(node.name)
+            names.append(f'{patched_class(node)}.{node.name}' if patched_class(node) else node.name)
         if isinstance(node, ast.ClassDef):
             names += [f'{node.name}.{sub.name}' for sub in node.body if isinstance(sub, DEFINITIONS)]
     return [name.lower() for name in names]
