@@ -7,7 +7,7 @@ __all__ = ['ENCODER_FORMAT', 'SETTINGS', 'Encoder', 'fit_encoder_to', 'mean_star
            'save_encoder', 'load_encoder', 'check_encoder', 'real_photos', 'EncoderRun', 'reconstruction_grid',
            'add_encoder_parser', 'cmd_train_encoder', 'inversion_scores', 'compare_inversions']
 
-# %% ../nbs/18_encoder.ipynb #a98e43a0
+# %% ../nbs/18_encoder.ipynb #cc4c3832
 import json, math, time
 from pathlib import Path
 import torch
@@ -19,7 +19,7 @@ from .edit import pyramid_l1
 from .checkpoint import atomic_write, CheckpointError
 from .viz import from_uint8, to_uint8, colorize, make_grid, save_image
 
-# %% ../nbs/18_encoder.ipynb #dffff842
+# %% ../nbs/18_encoder.ipynb #4a89d43e
 ENCODER_FORMAT = 'semstylegan-encoder/1'
 
 def _down(i, o):
@@ -27,7 +27,7 @@ def _down(i, o):
     return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(),
                          nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU(), nn.AvgPool2d(2))
 
-# %% ../nbs/18_encoder.ipynb #f40a511e
+# %% ../nbs/18_encoder.ipynb #6ebe6628
 class Encoder(nn.Module):
     """ReStyle-pSp encoder into W+: the photo and the current reconstruction (6 channels) -> a feature pyramid down
     to 4x4 -> the last `levels` levels pooled (mean and max) -> an MLP -> a step for every W+ slot (N, n_latent, D),
@@ -57,7 +57,7 @@ class Encoder(nn.Module):
         step = self.head(torch.cat(pooled, 1)).view(len(photo), self.hp['n_latent'], self.hp['style_dim'])
         return step * self.w_std
 
-# %% ../nbs/18_encoder.ipynb #4321becf
+# %% ../nbs/18_encoder.ipynb #38f8a633
 def fit_encoder_to(E, G, n=10_000, seed=0):
     "Set the encoder's W statistics (mean and per-dimension spread of w) from `G`'s mapping network."
     g = torch.Generator().manual_seed(seed)
@@ -74,7 +74,7 @@ def mean_start(E, G, n):
     with torch.no_grad(): image = G.synthesis(codes[:1], noise_mode='const').image
     return codes, image.expand(n, -1, -1, -1)
 
-# %% ../nbs/18_encoder.ipynb #4676d415
+# %% ../nbs/18_encoder.ipynb #f0d6c180
 def encode(E, G, photo, iterations=None, trace=False):
     """`G`'s output for the W+ codes of `photo` (N,3,S,S) in [-1,1] (its `.wplus`): `iterations` ReStyle steps from the
     mean code (default: as many as `E` was trained with). `trace`: the outputs of every iteration."""
@@ -87,7 +87,7 @@ def encode(E, G, photo, iterations=None, trace=False):
         outs.append(o)
     return outs if trace else outs[-1]
 
-# %% ../nbs/18_encoder.ipynb #c262ee6a
+# %% ../nbs/18_encoder.ipynb #535dfb9a
 def sample_codes(G, n, generator, w_avg, psi=(0.6, 1.0)):
     "Training codes: two mapped w mixed region by region (as in training), truncated by psi drawn from `psi`."
     p = next(G.parameters())
@@ -97,7 +97,7 @@ def sample_codes(G, n, generator, w_avg, psi=(0.6, 1.0)):
     t = psi[0] + (psi[1] - psi[0]) * torch.rand(n, 1, 1, generator=generator).to(p)
     return torch.lerp(w_avg.to(p), codes, t)
 
-# %% ../nbs/18_encoder.ipynb #9dcbc8e5
+# %% ../nbs/18_encoder.ipynb #7b03280d
 def encoder_loss(E, G, photo, codes=None, mask=None, iterations=2, lambda_code=1.0, lambda_mse=1.0, lambda_mask=0.1):
     """(R2) for one batch: the code error (in units of W's spread) after every iteration when the codes are known, and
     the reconstruction (pyramid L1 + MSE, plus the mask's cross-entropy when known) after the last one."""
@@ -115,7 +115,7 @@ def encoder_loss(E, G, photo, codes=None, mask=None, iterations=2, lambda_code=1
     if codes is not None: stats['code'] = ((w - codes) / E.w_std).pow(2).mean()
     return total, {k: v.detach() for k, v in stats.items()}
 
-# %% ../nbs/18_encoder.ipynb #4e0bd591
+# %% ../nbs/18_encoder.ipynb #145bad8d
 def save_encoder(E, path, **info):
     "Write the encoder (weights, W statistics, hyper-parameters and `info`) to a .safetensors file, atomically."
     from safetensors.torch import save_file
@@ -139,7 +139,7 @@ def load_encoder(path, G=None):
         state = {k: f.get_tensor(k) for k in f.keys()}
     return _build(json.loads(meta['hp']), state, json.loads(meta.get('info', '{}')), path, G)
 
-# %% ../nbs/18_encoder.ipynb #4f9a590c
+# %% ../nbs/18_encoder.ipynb #cff3697d
 def _build(hp, state, info, path, G):
     E = Encoder(**hp)
     E.load_state_dict(state)
@@ -159,7 +159,7 @@ def _load_encoder_dir(path, G):
     if ck is None: raise CheckpointError(f'{path}: no encoder.safetensors and no checkpoint in this folder')
     return load_encoder(ck, G)
 
-# %% ../nbs/18_encoder.ipynb #12857a80
+# %% ../nbs/18_encoder.ipynb #ca910549
 def check_encoder(E, G, path='encoder'):
     "Raise a clear error when `E` does not encode into `G`'s W+ (size, slots, code width)."
     want = dict(size=G.cfg.size, n_latent=G.layout.n_latent, style_dim=G.cfg.style_dim)
@@ -168,7 +168,7 @@ def check_encoder(E, G, path='encoder'):
         raise ValueError(f'{path}: the encoder was trained for {have}, but the generator has {want}; '
                          'train one for this generator with `semstylegan train-encoder --ckpt ...`')
 
-# %% ../nbs/18_encoder.ipynb #15d6c9bc
+# %% ../nbs/18_encoder.ipynb #e1fe580a
 def real_photos(spec, size):
     """Real photos for the image-only loss: 'synthetic' or 'synthetic:toon' (training faces, drawn on the fly), a
     folder made by `semstylegan prepare` (its train split), or a folder of images (read once into memory).
@@ -185,7 +185,7 @@ def real_photos(spec, size):
 SETTINGS = dict(batch=16, lr=1e-3, iterations=2, real=None, seed=0, ckpt_every=200, log_every=20, keep=2,
                 lambda_code=1.0, lambda_mask=0.1)
 
-# %% ../nbs/18_encoder.ipynb #bf7e7748
+# %% ../nbs/18_encoder.ipynb #24f62881
 class EncoderRun:
     """Training an encoder for a frozen generator in a folder: checkpoints (atomic, resumable), metrics.jsonl, a
     photo / reconstruction grid per checkpoint, and `encoder.safetensors` at the end. Every step's batch is drawn
@@ -219,7 +219,7 @@ class EncoderRun:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume: _truncate_metrics(self.out / 'metrics.jsonl', self.step)
 
-# %% ../nbs/18_encoder.ipynb #591257aa
+# %% ../nbs/18_encoder.ipynb #a5310cab
 @patch
 def batch(self:EncoderRun, step):
     "Step `step`'s batch: generated photos with their codes and masks, and real photos when there are any."
@@ -249,7 +249,7 @@ def train_step(self:EncoderRun):
     self.step += 1
     return stats
 
-# %% ../nbs/18_encoder.ipynb #33dc3991
+# %% ../nbs/18_encoder.ipynb #f26308c8
 @patch
 def fit(self:EncoderRun, steps=None, minutes=None):
     "Train until `steps` in all or for `minutes`; returns the last logged record."
@@ -280,7 +280,7 @@ def _log(self:EncoderRun, pending, img_s):
     with open(self.out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
     return rec
 
-# %% ../nbs/18_encoder.ipynb #7c4f8b97
+# %% ../nbs/18_encoder.ipynb #54aa2697
 @patch
 def checkpoint(self:EncoderRun):
     "checkpoints/{step}.pt (atomic; the last `keep` kept) and a photo / reconstruction grid."
@@ -308,13 +308,13 @@ def finish(self:EncoderRun):
     info = dict(steps=self.step, generator=self.generator_path, **self.s)
     save_encoder(self.E, self.out / 'encoder.safetensors', **info)
 
-# %% ../nbs/18_encoder.ipynb #efb2809e
+# %% ../nbs/18_encoder.ipynb #8743efaf
 def reconstruction_grid(photos, o, n_classes):
     "Rows of photos, their reconstructions and the reconstructions' masks (uint8 grid)."
     rows = [to_uint8(photos.float().cpu()), to_uint8(o.image.float().cpu()), colorize(o.mask.cpu(), n_classes)]
     return make_grid(torch.cat(rows), len(photos))
 
-# %% ../nbs/18_encoder.ipynb #730db579
+# %% ../nbs/18_encoder.ipynb #3dfec9a6
 def add_encoder_parser(sub):
     "`semstylegan train-encoder`."
     from semstylegan.cli import _positive
@@ -335,7 +335,7 @@ def add_encoder_parser(sub):
     s.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     s.set_defaults(fn=cmd_train_encoder)
 
-# %% ../nbs/18_encoder.ipynb #3755e7f6
+# %% ../nbs/18_encoder.ipynb #8636af68
 def cmd_train_encoder(args):
     from semstylegan.checkpoint import load_generator, pretrained_path
     from semstylegan.train import resolve_device
@@ -380,7 +380,7 @@ def compare_inversions(G, E, photos, masks=None, steps=300, hybrid_steps=100, lp
         timed(f'optimisation {k} steps', lambda: invert(G, photos, k, lr, lpips=lpips))
     return rows, runs
 
-# %% ../nbs/18_encoder.ipynb #66dd8f73
+# %% ../nbs/18_encoder.ipynb #5814de49
 def inversion_scores(o, photos, masks=None, lpips=None):
     "Image MSE, perceptual distance (LPIPS, or the pyramid L1 without its weights) and mask agreement of an output."
     with torch.no_grad():
@@ -389,7 +389,7 @@ def inversion_scores(o, photos, masks=None, lpips=None):
         if masks is not None: rec['mask_agreement'] = (o.mask == masks.to(o.mask.device)).float().mean().item()
     return rec
 
-# %% ../nbs/18_encoder.ipynb #4a2d5661
+# %% ../nbs/18_encoder.ipynb #6ec2d1a4
 def compare_inversions(G, E, photos, masks=None, steps=300, hybrid_steps=100, lpips=None, lr=0.1, hybrid_lr=0.1):
     """The paper's Table 2 on `photos` (N,3,S,S) in [-1,1]: the mean code, the encoder, the encoder followed by
     `hybrid_steps` of optimisation, and optimisation alone (`hybrid_steps` and `steps`). Returns ({method: scores and
