@@ -92,3 +92,16 @@ def test_shipped_encoder_beats_the_mean_code(G):
     mse, mse_mean = F.mse_loss(o.image, x).item(), F.mse_loss(mean_image, x).item()
     assert mse < mse_mean / 3, (mse, mse_mean)
     assert (o.mask == lab).float().mean() > 0.75
+
+def test_inversion_editor_starts_from_the_encoder(G):
+    "The explorer's inversion editor with the shipped encoder: 0 steps gives the encoder's codes, closer than the mean."
+    pytest.importorskip('ipywidgets')
+    from semstylegan.explore import InversionEditor
+    ed = InversionEditor(G, encoder=pretrained_path('tiny-synthetic-encoder'), steps=0)
+    ed.run_inversion(steps=0)
+    assert ed.losses == []
+    with torch.no_grad():
+        want = encode(ed.encoder, G, ed.target).wplus
+        mse = F.mse_loss(G.synthesis(ed.base, noise_mode='const').image, ed.target).item()
+        mse_mean = F.mse_loss(mean_start(ed.encoder, G, 1)[1], ed.target).item()
+    assert torch.equal(ed.base.codes, want) and mse < mse_mean / 2, (mse, mse_mean)
