@@ -176,7 +176,7 @@ def test_convert_to_official_refuses_safetensors_out(tmp_path):
                                   ['sample', '--batch', '-3'], ['eval', 'fid', 'x', '--num', '0'],
                                   ['eval', 'masks', 'x', '--batch', '-3'], ['eval', 'masks', 'x', '--seg-steps', '0'],
                                   ['interpolate', '--steps', '0'], ['interpolate', '--fps', '0'],
-                                  ['invert', 'x', '--batch', '0'], ['invert', 'x', '--steps', '-1'],
+                                  ['invert', 'x', '--batch', '0'],
                                   ['edit', '--samples', '0'], ['edit', '--clf-steps', '-5']])
 def test_counts_must_be_positive_usage_error(argv, capsys):
     from semstylegan.cli import main
@@ -184,3 +184,10 @@ def test_counts_must_be_positive_usage_error(argv, capsys):
     err = capsys.readouterr().err
     bad = argv[-1]
     assert e.value.code == 2 and f"expected a positive integer, got '{bad}'" in err, err
+
+
+def test_invert_steps_may_be_zero_but_not_negative(capsys):
+    "`invert --steps 0` is the encoder alone; a negative count is a usage error (exit 2) that says what is allowed."
+    from semstylegan.cli import main
+    with pytest.raises(SystemExit) as e: main(['invert', 'x', '--steps', '-1'])
+    assert e.value.code == 2 and "expected a whole number of steps (0 or more), got '-1'" in capsys.readouterr().err
