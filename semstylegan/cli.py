@@ -205,7 +205,7 @@ def _train_parsers(sub):
     from semstylegan.encoder import add_encoder_parser
     add_encoder_parser(sub)
 
-# %% ../nbs/09_cli.ipynb #636675f2
+# %% ../nbs/09_cli.ipynb #dac2e995
 def make_parser():
     p = argparse.ArgumentParser(
         prog='semstylegan',
@@ -264,6 +264,7 @@ def make_parser():
             s.add_argument('-v', '--verbose', action='store_true', help='report progress')
     return p
 
+# %% ../nbs/09_cli.ipynb #3b4f0cd6
 def _positive(v):
     if not v.isdigit() or int(v) < 1: raise argparse.ArgumentTypeError(f'expected a positive integer, got {v!r}')
     return int(v)
@@ -274,6 +275,7 @@ def _fraction(v):
     if not 0 <= f < 1: raise argparse.ArgumentTypeError(f'expected a fraction in [0, 1), got {v!r}')
     return f
 
+# %% ../nbs/09_cli.ipynb #a5ad213c
 def _prepare_parser(sub):
     p = sub.add_parser('prepare', help='prepare training data: synthetic faces, CelebAMask-HQ or a folder',
                        description='Prepare data into a folder of memory-mapped arrays '
@@ -310,6 +312,7 @@ def _prepare_parser(sub):
                    help='fraction of stems for the test split, chosen by hash (default 0)')
     common(s, 256)
 
+# %% ../nbs/09_cli.ipynb #7ff6e9dd
 def main(argv=None):
     "Console entry point; returns the exit status."
     args = make_parser().parse_args(argv)

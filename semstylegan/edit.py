@@ -469,7 +469,7 @@ def plot_edit_curve(rows, attr, region, path=None, ax=None):
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/15_edit.ipynb #5bb5a683
+# %% ../nbs/15_edit.ipynb #22504c53
 def _codes_arg(args, G, n_default=1):
     if getattr(args, 'codes', None): return load_codes(args.codes, G)
     seeds = args.seeds if args.seeds else list(range(n_default))
@@ -504,6 +504,7 @@ def cmd_mix(args, G):
     save_image(mix_grid(G, targets, donors, args.regions or ['hair'], args.kind), args.out / 'mix.png')
     return f'{len(targets)} targets x {len(donors)} donors, {args.regions or ["hair"]} ({args.kind})'
 
+# %% ../nbs/15_edit.ipynb #b7227590
 def _read_photos(files, size, skip_bad=False):
     "Files read, their photos as a (N,3,size,size) batch in [-1,1], and the `DataError`s of the files skipped."
     from PIL import Image
@@ -520,6 +521,7 @@ def _read_photos(files, size, skip_bad=False):
     if not photos: raise ValueError(f'none of the {len(files)} images could be read; the first: {skipped[0]}')
     return read, from_uint8(torch.stack(photos)), skipped
 
+# %% ../nbs/15_edit.ipynb #9cc202aa
 def cmd_invert(args, G):
     from semstylegan.data import image_files
     files, x, skipped = _read_photos(image_files(args.images), G.cfg.size, args.skip_bad)
@@ -555,6 +557,7 @@ def _encoder_arg(args, G):
     path = pretrained_path('tiny-synthetic-encoder') if args.encoder == 'tiny' else args.encoder
     return load_encoder(path, G).to(next(G.parameters()).device)
 
+# %% ../nbs/15_edit.ipynb #71198e7f
 def _invert_batch(G, x, enc, steps, args, lp):
     "The encoder alone (steps=0), optimisation alone (no encoder), or the encoder as the optimisation's start."
     init = None
@@ -594,6 +597,7 @@ def cmd_edit(args, G):
     where = ", ".join(regions) if regions else "all codes"
     return f"{args.attr}: classifier accuracy {record['classifier_accuracy']:.3f}, {how}; edited {where}"
 
+# %% ../nbs/15_edit.ipynb #4cd3682f
 def _boundary_edits(args, G, clf, wp, regions):
     "InterFaceGAN: a boundary in W from labelled samples; the codes moved along its normal by each of `--alphas`."
     w, probs = label_samples(G, clf, args.samples)
@@ -613,6 +617,7 @@ def _count(v):
     if not v.isdigit(): raise argparse.ArgumentTypeError(f'expected a whole number of steps (0 or more), got {v!r}')
     return int(v)
 
+# %% ../nbs/15_edit.ipynb #7958d59d
 def add_edit_parsers(sub):
     from semstylegan.cli import _positive
     def common(s, seeds=True):
@@ -669,6 +674,7 @@ def add_edit_parsers(sub):
     from semstylegan.text import add_text_args
     add_text_args(s)
 
+# %% ../nbs/15_edit.ipynb #aa6b18ae
 def _run_edit(fn):
     def run(args):
         from semstylegan.checkpoint import load_generator
