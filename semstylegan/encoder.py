@@ -348,38 +348,6 @@ def cmd_train_encoder(args):
     rec = run.fit(args.steps, args.minutes)
     log(f'{args.out / "encoder.safetensors"}: step {run.step}, image loss {rec.get("image", float("nan")):.4f}')
 
-def inversion_scores(o, photos, masks=None, lpips=None):
-    "Image MSE, perceptual distance (LPIPS, or the pyramid L1 without its weights) and mask agreement of an output."
-    with torch.no_grad():
-        perc = lpips(o.image, photos).mean() if lpips is not None else pyramid_l1(o.image, photos)
-        rec = dict(mse=F.mse_loss(o.image, photos).item(), perceptual=perc.item())
-        if masks is not None: rec['mask_agreement'] = (o.mask == masks.to(o.mask.device)).float().mean().item()
-    return rec
-
-def compare_inversions(G, E, photos, masks=None, steps=300, hybrid_steps=100, lpips=None, lr=0.1, hybrid_lr=0.1):
-    """The paper's Table 2 on `photos` (N,3,S,S) in [-1,1]: the mean code, the encoder, the encoder followed by
-    `hybrid_steps` of optimisation, and optimisation alone (`hybrid_steps` and `steps`). Returns ({method: scores and
-    ms per image}, {method: `invert`-style results with the per-step losses})."""
-    from semstylegan.edit import invert
-    from semstylegan.generator import GeneratorOutput
-    n, rows, runs = len(photos), {}, {}
-    def timed(name, fn):
-        t = time.perf_counter()
-        out = fn()
-        ms = 1000 * (time.perf_counter() - t) / n
-        o = out if isinstance(out, GeneratorOutput) else G.synthesis(out['wplus'], noise_mode='const')
-        rows[name] = dict(inversion_scores(o, photos, masks, lpips), ms_per_image=ms)
-        runs[name] = out
-    with torch.no_grad():
-        encode(E, G, photos[:1])                                       # a warm-up, so the first timing is fair
-        timed('mean code', lambda: G.synthesis(mean_start(E, G, n)[0], noise_mode='const'))
-        timed('encoder', lambda: encode(E, G, photos))
-    init = runs['encoder'].wplus
-    timed(f'encoder + {hybrid_steps} steps', lambda: invert(G, photos, hybrid_steps, hybrid_lr, lpips=lpips, init=init))
-    for k in dict.fromkeys((hybrid_steps, steps)):
-        timed(f'optimisation {k} steps', lambda: invert(G, photos, k, lr, lpips=lpips))
-    return rows, runs
-
 # %% ../nbs/18_encoder.ipynb #5814de49
 def inversion_scores(o, photos, masks=None, lpips=None):
     "Image MSE, perceptual distance (LPIPS, or the pyramid L1 without its weights) and mask agreement of an output."

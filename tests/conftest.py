@@ -14,6 +14,14 @@ def fixture_path():
     return p
 
 @pytest.fixture
+def one_thread():
+    "One torch thread for the test: small matrices in sequential loops only wait for a second one (more so when busy)."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture
 def small_disk(tmp_path):
     "`small_disk('5m')`: a fresh tmpfs of that size, a disk that fills up (root on Linux; skips elsewhere)."
     import subprocess

@@ -26,13 +26,6 @@ def flow():
     return SF.load_flow()
 
 
-@pytest.fixture
-def one_thread():
-    "Small matrices in a sequential loop: a second thread only adds waiting (much of it on a busy machine)."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')

@@ -10,13 +10,7 @@ from semstylegan.edit import codes_from_seeds, region_slots
 
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    "Small batches: one thread is as fast, and much faster than two on a busy machine."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # small batches: one thread is faster
 
 
 @pytest.fixture(scope='module')
