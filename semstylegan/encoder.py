@@ -75,17 +75,15 @@ def mean_start(E, G, n):
     return codes, image.expand(n, -1, -1, -1)
 
 # %% ../nbs/18_encoder.ipynb #f0d6c180
-def encode(E, G, photo, iterations=None, trace=False):
+def encode(E, G, photo, iterations=None):
     """`G`'s output for the W+ codes of `photo` (N,3,S,S) in [-1,1] (its `.wplus`): `iterations` ReStyle steps from the
-    mean code (default: as many as `E` was trained with). `trace`: the outputs of every iteration."""
+    mean code (default: as many as `E` was trained with)."""
     codes, recon = mean_start(E, G, len(photo))
-    outs = []
     for _ in range(iterations or E.hp['iterations']):
         codes = codes.detach() + E(photo, recon.detach())
         o = G.synthesis(codes, noise_mode='const')
         recon = o.image
-        outs.append(o)
-    return outs if trace else outs[-1]
+    return o
 
 # %% ../nbs/18_encoder.ipynb #535dfb9a
 def sample_codes(G, n, generator, w_avg, psi=(0.6, 1.0)):
@@ -105,14 +103,15 @@ def encoder_loss(E, G, photo, codes=None, mask=None, iterations=2, lambda_code=1
     total, stats = 0, {}
     for t in range(iterations):
         w = w.detach() + E(photo, recon)
-        if codes is not None: total = total + lambda_code * ((w - codes) / E.w_std).pow(2).mean() / iterations
+        if codes is not None:
+            stats['code'] = ((w - codes) / E.w_std).pow(2).mean()
+            total = total + lambda_code * stats['code'] / iterations
         if t < iterations - 1:
             with torch.no_grad(): recon = G.synthesis(w, noise_mode='const').image
     o = G.synthesis(w, noise_mode='const')
     stats['image'] = pyramid_l1(o.image, photo) + lambda_mse * F.mse_loss(o.image, photo)
     total = total + stats['image']
     if mask is not None: total = total + lambda_mask * F.cross_entropy(o.seg, mask)
-    if codes is not None: stats['code'] = ((w - codes) / E.w_std).pow(2).mean()
     return total, {k: v.detach() for k, v in stats.items()}
 
 # %% ../nbs/18_encoder.ipynb #145bad8d
