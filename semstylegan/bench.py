@@ -47,6 +47,7 @@ def _grouped_modconv1x1(x, weight, style, demodulate):
     "The official modulated 1x1 convolution (a grouped convolution) for an (O, I) weight."
     return _grouped_modconv(x, weight[:, :, None, None], style, demodulate)
 
+# %% ../nbs/08_bench.ipynb #0ce302c1
 def reference_synthesis(G, codes, noise):
     "The official algorithm on `G`'s parameters: expanded codes (N, K*L, D), noise list -> (image, seg, 2m-1, depths)."
     cfg, n, c = G.cfg, codes.shape[0], G.cfg.coarse_size
@@ -94,6 +95,7 @@ def time_fn(fn, warmup=1, repeat=3, device='cpu'):
         t = time.perf_counter(); fn(); sync(); ts.append(time.perf_counter() - t)
     return sorted(ts)[len(ts) // 2]
 
+# %% ../nbs/08_bench.ipynb #0a6578c1
 def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', repeat=3, reference=True, amp=None,
               tune=True, log=print, profile=0, compile=False):
     """Time generator forward, and G+D forward+backward; returns a dict (see the chapter text). `profile=n`: top n

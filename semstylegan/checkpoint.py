@@ -118,6 +118,7 @@ def _check_kernels(kernels, cfg):
             raise CheckpointError(f'{name}: FIR kernel in the file differs from blur_kernel={cfg.blur_kernel} '
                                   'of the config')
 
+# %% ../nbs/06_checkpoint.ipynb #0860c230
 def generator_official_to_ours(sd, cfg):
     """Official generator state dict -> (our state dict, problems) where problems lists missing keys, unexpected keys
     and shape mismatches found while stacking the local generators (see `load_into`)."""
@@ -142,6 +143,7 @@ def generator_official_to_ours(sd, cfg):
     problems['unexpected'] = list(sd)
     return out, problems
 
+# %% ../nbs/06_checkpoint.ipynb #07756a23
 def generator_ours_to_official(sd, cfg):
     "Our generator state dict -> official key names and shapes (FIR kernels included)."
     out, up = {'pos_embed.weights': sd['pos_embed.weight']}, make_kernel(cfg.blur_kernel) * 4
@@ -233,6 +235,7 @@ def is_official(obj):
     if 'g_ema' in obj or 'g' in obj: return any(k.startswith('local_nets.') for k in obj.get('g_ema', obj.get('g', {})))
     return any(k.startswith('local_nets.') or k.startswith('convs_img.') for k in obj)
 
+# %% ../nbs/06_checkpoint.ipynb #61395591
 def load_official(path, which=('g_ema', 'g', 'd'), **overrides):
     """Official checkpoint file or dict (or a bare state dict) -> dict with `config` and the models of `which` that it
     holds (`g_ema`, `g`: `Generator`; `d`: `DualBranchDiscriminator`), in eval mode on CPU. `overrides` are
@@ -322,6 +325,7 @@ def check_finite(sd, source):
                           f'tensors, e.g. {", ".join(list(bad)[:3])}): the training run diverged before this save; '
                           'use an earlier checkpoint of the run')
 
+# %% ../nbs/06_checkpoint.ipynb #8b70b1e7
 def load_checkpoint(path, which=('g_ema', 'g', 'd'), **overrides):
     """Any supported file -> dict with `config` and the models of `which` that it holds (eval mode, CPU):
     our `.safetensors`/`.pt`, an official checkpoint, or a bare official state dict."""

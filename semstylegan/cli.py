@@ -56,6 +56,7 @@ def _fmt_info(info):
     lines += ['config: ' + ' '.join(f'{k}={v}' for k, v in c.items() if k != 'class_names')]
     return '\n'.join(lines)
 
+# %% ../nbs/09_cli.ipynb #d46d57c0
 def cmd_sample(args):
     "Sample images and masks: a grid, one PNG per image and per label map, and the W+ codes."
     dev = _device(args.device)
@@ -80,6 +81,7 @@ def cmd_sample(args):
                                                          'seed': args.seed, 'truncation': args.truncation}, tmp))
     if args.verbose: print(f'wrote {args.n} samples to {out}/ (grid.png, images/, masks/, codes.pt)')
 
+# %% ../nbs/09_cli.ipynb #4f651047
 def cmd_convert(args):
     "Convert an official checkpoint to ours, or ours to the official format."
     if args.to == 'official' and Path(args.out).suffix == '.safetensors':
@@ -179,6 +181,7 @@ def cmd_demo(args):
     if not args.quiet:
         print(f"{args.out}/index.html: {info['summary']['steps']} steps in {info['summary']['minutes']} min")
 
+# %% ../nbs/09_cli.ipynb #a256c04c
 def _train_parsers(sub):
     from semstylegan.train import add_train_args, cmd_train
     s = sub.add_parser('train', help='train a model (resumable; torchrun for many GPUs)',

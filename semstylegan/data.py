@@ -39,6 +39,7 @@ def _class_names(names):
     if dup: raise ValueError(f'duplicate class names {dup}: each class needs its own name')
     return tuple(names)
 
+# %% ../nbs/11_data.ipynb #d9d1cd09
 @dataclass
 class ClassMap:
     "Class names, colours, transparent classes, raw-value remapping and left/right pairs."
@@ -88,11 +89,14 @@ class ClassMap:
         try: return cls.from_dict(d)
         except (ValueError, TypeError) as e: raise DataError(path, str(e)) from None
 
+# %% ../nbs/11_data.ipynb #d4bab640
 CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=CELEBAMASK_TRANSPARENT)
 
 # %% ../nbs/11_data.ipynb #f5830200
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff')
+
 _LOSSY_LABEL_EXTS = ('.jpg', '.jpeg')
+
 _LOSSY_LABEL_FIX = 'JPEG compression changes class ids at region edges: save label maps as PNG'
 
 def _open(path, what, upright=False):
@@ -125,6 +129,7 @@ def read_image(path):
         im = Image.alpha_composite(bg, im)
     return np.asarray(im.convert('RGB'))
 
+# %% ../nbs/11_data.ipynb #aa35fe4c
 def read_label(path, classmap=CELEBAMASK):
     "(H, W) uint8 class ids; values that are not classes raise a DataError naming them."
     im = _open(path, 'label')
@@ -154,6 +159,7 @@ def read_label(path, classmap=CELEBAMASK):
                         'map them with "remap" in a class map JSON (--classes), or fix the file')
     return out.astype(np.uint8)
 
+# %% ../nbs/11_data.ipynb #e10b12dd
 def resize_square(a, size, resample):
     "Shorter side to `size`, then centre crop: (H,W[,3]) uint8 -> (size,size[,3])."
     im = Image.fromarray(a)
@@ -264,6 +270,7 @@ class CelebAMaskHQ:
         return img, resize_square(lab, self.size, Image.NEAREST), None
     def load_chunk(self, keys): return [_try(lambda: self.load(i)) for i in keys]
 
+# %% ../nbs/11_data.ipynb #4b945cc8
 def _try(fn):
     try: return fn()
     except DataError as e: return e
@@ -300,6 +307,7 @@ def _refuse_lossy_labels(folder, files):
         raise DataError(lossy[0], f'label map saved as lossy JPEG ({len(lossy)} JPEG labels in {folder})',
                         _LOSSY_LABEL_FIX)
 
+# %% ../nbs/11_data.ipynb #b96184ff
 class ImageFolder:
     "Images (and optionally label maps) paired by file stem."
     attr_names = ()
@@ -635,6 +643,7 @@ class _Flip:
 
 _REPREPARE = 'the folder is damaged or was changed since it was prepared: run `semstylegan prepare` again (--overwrite)'
 
+# %% ../nbs/11_data.ipynb #649b0de5
 def _read_manifest(mf):
     "The manifest as a dict; a file that is not JSON or not a data manifest is a DataError naming it."
     try: man = json.loads(mf.read_text())
@@ -644,6 +653,7 @@ def _read_manifest(mf):
     if not isinstance(man.get('splits'), dict): raise DataError(mf, 'the manifest has no "splits"', _REPREPARE)
     return man
 
+# %% ../nbs/11_data.ipynb #14fbb210
 class PreparedDataset(_Flip, torch.utils.data.Dataset):
     "A split of a prepared folder; uint8 tensors, memory-mapped."
     def __init__(self, path, split='train', flip=False):
@@ -696,6 +706,7 @@ class PreparedDataset(_Flip, torch.utils.data.Dataset):
     @property
     def attr_names(self): return tuple(self.manifest.get('attr_names', ()))
 
+# %% ../nbs/11_data.ipynb #948cf74f
 class SyntheticDataset(_Flip, torch.utils.data.Dataset):
     "Synthetic faces drawn on the fly (no files): index i is face i of dataset `seed`."
     has_labels, classmap, flip_lut, attr_names = True, CELEBAMASK, None, ATTRIBUTES
@@ -742,6 +753,7 @@ def make_loader(dataset, batch_size, workers=2, seed=0, start=0, rank=0, world_s
                                        generator=torch.Generator().manual_seed(seed),
                                        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory)
 
+# %% ../nbs/11_data.ipynb #cac54c1f
 def to_model_inputs(batch, n_classes, device='cpu', channels_last=False):
     """uint8 batch -> (image in [-1,1] float, mask one-hot in {-1,+1} or None), on `device`
     (what the discriminator takes)."""

@@ -74,6 +74,7 @@ generators, one per semantic class, fused by their pseudo-depths; the mask besid
 </body></html>"""
     atomic_write(Path(out) / 'index.html', lambda t: Path(t).write_text(page))
 
+# %% ../nbs/13_demo.ipynb #b40e23b6
 def demo(out='demo', minutes=5.0, pretrained=False, resume=False, device=None, seed=0, progress=True, log=print,
          **overrides):
     """Train `tiny` on synthetic faces for `minutes` (or continue the shipped checkpoint), then write the pictures

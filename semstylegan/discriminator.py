@@ -52,6 +52,7 @@ class ResBlock(nn.Module):
     def forward(self, x):  # (conv2(conv1(x)) + skip(x)) / sqrt2, the 1/sqrt2 folded into both convs
         return self.conv2(self.conv1(x), 1 / math.sqrt(2)) + self.skip(x, 1 / math.sqrt(2))
 
+# %% ../nbs/05_discriminator.ipynb #5c5c6712
 def _branch(cfg, in_ch):
     layers, res = [ConvLayer(in_ch, cfg.channels(cfg.size), 1)], cfg.size
     while res > 4:

@@ -28,6 +28,7 @@ from .viz import to_uint8, from_uint8, colorize, make_grid, save_image, depth_im
 
 # %% ../nbs/15_edit.ipynb #dacf0253
 CODES_FORMAT = 'semstylegan-codes/1'
+
 GROUPS = {'face': ('skin', 'eyes', 'brows', 'mouth', 'nose')}   # named groups of regions (paper Fig. 7)
 
 @torch.no_grad()
@@ -45,6 +46,7 @@ def save_codes(path, wplus, **info):
     record = {'format': CODES_FORMAT, 'wplus': codes, 'class_names': names, **info}
     return atomic_write(path, lambda t: torch.save(record, t))
 
+# %% ../nbs/15_edit.ipynb #ad2f5a79
 def load_codes(path, G):
     "W+ codes for `G` from our files, `semstylegan sample`'s codes.pt, or the official W (1,512) / W+ (N,28,512) files."
     path = Path(path)
@@ -84,6 +86,7 @@ def region_slots(layout, regions=None, kind='both'):
     names = region_classes(layout, regions)
     return [f'{c}.{t}' for c in names for t in (('shape', 'texture') if kind == 'both' else (kind,))]
 
+# %% ../nbs/15_edit.ipynb #144702fd
 @torch.no_grad()
 def render(G, wplus, noise_mode='const', **kw):
     "(images uint8 (N,3,S,S), coloured masks uint8 (N,3,S,S)) for W+ codes."
@@ -145,6 +148,7 @@ def spline_codes(keys, steps_per_segment=8, regions=None, kind='both', loop=Fals
             f = k[0].clone(); f.codes[:, idx] = c[:, idx]; frames.append(f)
     return frames
 
+# %% ../nbs/15_edit.ipynb #595ebb2a
 @torch.no_grad()
 def render_frames(G, frames, with_mask=True):
     "uint8 frames (T, 3, S, S or 2S) of a list of WPlus (first sample of each), image beside mask."
@@ -214,6 +218,7 @@ def pyramid_l1(a, b, levels=4):
 def _lr_at(t, lr, rampdown=0.25, rampup=0.05):
     return lr * min(1, t / rampup) * (0.5 - 0.5 * math.cos(math.pi * min(1, (1 - t) / rampdown)))
 
+# %% ../nbs/15_edit.ipynb #33724588
 def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, lambda_perc=1.0, lambda_mse=0.1,
            lambda_mean=1.0, lambda_mask=1.0, pti_steps=0, pti_lr=1e-4, progress=False, init=None, callback=None):
     """Invert images `target` (N,3,S,S) in [-1,1]. Returns a dict: `wplus` (or `codes` for space='expanded'),

@@ -30,6 +30,7 @@ def _grid(g, c):
     if g.shape != (2, c, c): raise ValueError(f'a coordinate grid must be (2, {c}, {c}), got {tuple(g.shape)}')
     return g
 
+# %% ../nbs/16_explore.ipynb #8bff99a0
 class LiveSynthesis:
     """Synthesis of a few samples for interactive use: each local generator's output is cached with the codes and
     coordinates that made it, and a call reruns only the local generators whose inputs changed."""
@@ -82,6 +83,7 @@ def _from_frontend(change):
     owner = change.get('owner') if isinstance(change, dict) else getattr(change, 'owner', None)
     return bool(getattr(owner, '_property_lock', None))
 
+# %% ../nbs/16_explore.ipynb #75261a3c
 class Explorer:
     "Base of the explorers: controls -> codes -> output -> picture, with debounced updates and inspectable state."
     def __init__(self, G, truncation=0.7, display=256, debounce=0.04):
@@ -404,6 +406,7 @@ def image_to_target(img, size):
     a = resize_square(np.ascontiguousarray(a), size, Image.LANCZOS)
     return from_uint8(torch.from_numpy(a.copy()).permute(2, 0, 1)[None])
 
+# %% ../nbs/16_explore.ipynb #0c6a0083
 class InversionEditor(Explorer):
     """Invert an image (upload, path or a synthetic face), then edit the inversion region by region. With an
     `encoder` (an `Encoder`, its file or its train-encoder folder), the inversion starts from its codes (steps can

@@ -28,6 +28,7 @@ _OFFICIAL_NAMES = dict(size='size', style_dim='latent', n_mlp='n_mlp', channel_m
 # our fields, with their official values
 _EXTENSIONS = dict(max_channels=512, blur_kernel=(1, 3, 3, 1), shared_codes=False)
 
+# %% ../nbs/04_generator.ipynb #49d4bde0
 @dataclass
 class ModelConfig:
     "Every architecture field of SemanticStyleGAN (generator and discriminator)."
@@ -115,6 +116,7 @@ class ModelConfig:
         "True when the official code can build this model (no extension in use)."
         return all(getattr(self, k) == v for k, v in _EXTENSIONS.items())
 
+# %% ../nbs/04_generator.ipynb #c7a4d95b
 PRESETS = {
     'celebamask-256': dict(size=256),
     'celebamask-512': dict(size=512),
@@ -160,6 +162,7 @@ def local_generators_reference(G, codes, modconv=modulated_conv1x1):
 # %% ../nbs/04_generator.ipynb #99f4e35c
 GAIN = math.sqrt(2)  # gain of the biased leaky ReLU, folded into the weights of the next layer
 
+# %% ../nbs/04_generator.ipynb #7f2d3fd9
 class LocalGenerators(nn.Module):
     "All K local generators as stacked parameters; `forward` returns hidden features and pseudo-depths."
     def __init__(self, cfg):
@@ -257,6 +260,7 @@ class ToOutput(nn.Module):
         out = self.conv(x, gain, self.bias.reshape(-1))
         return out if skip is None else out.add_(self.upsample(skip))
 
+# %% ../nbs/04_generator.ipynb #bd3af16c
 class RenderNet(nn.Module):
     "Fused coarse features (N, coarse_channel, c, c) -> image (N,3,S,S) and mask logits (N,K,S,S)."
     def __init__(self, cfg):
@@ -312,6 +316,7 @@ class GeneratorOutput:
     @property
     def mask_coarse(self): return self.seg_coarse.argmax(1)
 
+# %% ../nbs/04_generator.ipynb #de29a18a
 class Generator(nn.Module):
     "SemanticStyleGAN generator."
     def __init__(self, cfg: ModelConfig = None, **kw):

@@ -33,8 +33,10 @@ class MappingNetwork(nn.Module):
 # %% ../nbs/02_latent.ipynb #c25cf211
 CELEBAMASK_CLASSES = ('background', 'skin', 'eyes', 'brows', 'mouth', 'nose', 'ears', 'hair', 'neck', 'cloth',
                       'eyeglasses', 'hat', 'earrings')
+
 CELEBAMASK_TRANSPARENT = (10, 12)   # eyeglasses, earrings: their features are added on top of the opaque ones (fusion)
 
+# %% ../nbs/02_latent.ipynb #d5719087
 @dataclass(frozen=True)
 class LatentLayout:
     "Names and positions of the codes of the W+ space and of the expanded (per-layer) space."

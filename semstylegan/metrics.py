@@ -95,6 +95,7 @@ class InceptionExtractor(FeatureExtractor):
     def features(self, x): return self.base.layers((x - 128) / 128).reshape(x.shape[0], -1)
     def logits(self, f): return F.linear(f, self.base.output.weight)   # no output bias, as StyleGAN2-ADA's IS
 
+# %% ../nbs/14_metrics.ipynb #ac1eecb5
 class TinyExtractor(FeatureExtractor):
     "A fixed random conv net (seeded): the stand-in for Inception in tests. Not a quality measure."
     def __init__(self, dim=64, n_classes=10, seed=0):
@@ -258,6 +259,7 @@ def _edit(wp, donor, name, kind, mode):
     if mode == 'interpolate': return wp.lerp(names, donor, 0.5)
     return wp.replace(names, donor)
 
+# %% ../nbs/14_metrics.ipynb #310e66b9
 @torch.no_grad()
 def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=KINDS, regions=None, threshold=0.05,
              lpips=None, device=None, progress=False):
