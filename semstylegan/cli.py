@@ -16,6 +16,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 from .train import resolve_device
+from .layers import FIR_FORMS, FIR_CHOICES, fir_report, use_fir
 
 # %% ../nbs/09_cli.ipynb #84340035
 def _model_args(p):
@@ -105,6 +106,13 @@ def cmd_convert(args):
 
 def cmd_bench(args):
     "Time the generator and discriminator, the loader or the synthetic faces; write JSON."
+    with use_fir(args.fir): res = _bench(args)
+    if FIR_CHOICES: res['fir'] = dict(form=args.fir, **fir_report())   # what 'auto' timed and chose, per filter case
+    text = json.dumps(res, indent=1)
+    if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
+    else: print(text)
+
+def _bench(args):
     if args.what == 'model':
         from semstylegan.bench import run_bench
         res = run_bench(args.preset or 'celebamask-256', args.batch or 4, args.threads, _device(args.device),
@@ -114,9 +122,7 @@ def cmd_bench(args):
     elif args.what == 'train': res = _bench_train(args)
     elif args.what == 'explore': res = _bench_explore(args)
     else: res = _bench_synthetic(args)
-    text = json.dumps(res, indent=1)
-    if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
-    else: print(text)
+    return res
 
 # %% ../nbs/09_cli.ipynb #1ee34806
 def cmd_prepare(args):
@@ -254,6 +260,9 @@ def make_parser():
     s.add_argument('--amp', default='off', choices=['off', 'bf16', 'auto'],
                    help="train: autocast of our step ('auto': bf16 on CUDA, off on CPU; default off); "
                         "the official step runs in float32")
+    s.add_argument('--fir', default=os.environ.get('SEMSTYLEGAN_FIR', 'auto'), choices=['auto', *FIR_FORMS],
+                   help="form of the FIR filters (default $SEMSTYLEGAN_FIR or auto: the depth-wise conv on a CPU, "
+                        "the fastest form per shape, timed once, on a GPU; the JSON's 'fir' says what auto chose)")
     s.add_argument('--data', type=Path, help='loader: a prepared folder (`semstylegan prepare`)')
     s.add_argument('--workers', type=int, default=2,
                    help='loader: worker processes (default 2; 0 loads in this process)')

@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 2
     amp: str = 'auto'                  # 'bf16', 'off', or 'auto' (bf16 on CUDA, off on CPU)
+    tf32: bool = True                  # on CUDA, float32 products (the regularisers) in TF32, as the official ran
     log_every: int = 100
     sample_every: int = 2000
     ckpt_every: int = 2000
@@ -138,13 +139,14 @@ def train_config(name='tiny', **overrides):
 # %% ../nbs/12_train.ipynb #devcode1
 def resolve_device(name=None):
     "'auto' or None: CUDA when there is a GPU, else the CPU; otherwise `name`, checked (ValueError saying the fix)."
-    if name in (None, 'auto'): return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name in (None, 'auto'): name = 'cuda' if torch.cuda.is_available() else 'cpu'
     try: device = torch.device(name)
     except (RuntimeError, TypeError):
         raise ValueError(f"--device {name!r} is not a device: use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f'--device {name}: this machine has no CUDA GPU that torch {torch.__version__} can use; '
                          'use --device cpu')
+    if device.type == 'cuda': torch.backends.cudnn.benchmark = True
     return device
 
 # %% ../nbs/12_train.ipynb #82f34501
@@ -160,20 +162,22 @@ class Trainer:
         tc.model = _classes_from_data(tc, self.dataset)            # recorded in train_config.json: resumes agree
         self.cfg = tc.model_config()
         self._build_models()
-        self.opt_g = _adam(self.g_params, tc.g_reg_every, tc.lr)
-        self.opt_d = _adam(self.d_params, tc.d_reg_every, tc.lr)
+        fused = self.device.type == 'cuda'                          # one kernel for the whole update on a GPU
+        self.opt_g = _adam(self.g_params, tc.g_reg_every, tc.lr, fused)
+        self.opt_d = _adam(self.d_params, tc.d_reg_every, tc.lr, fused)
         self.rng = torch.Generator(self.device).manual_seed(tc.seed + 1)
         self.step, self.pl_mean, self.elapsed = 0, torch.zeros((), device=self.device), 0.0
         self._set_amp()
+        self._set_tf32()
         if self.use_mask and not getattr(self.dataset, 'has_labels', True):
             raise ValueError(f'{tc.data}: image-only data; train with image_only=True (fine-tuning) or give labels')
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._agree = torch.ones((), dtype=torch.bool, device=self.device)   # processes agree on the gradients' layout
 
-def _adam(params, every, lr):
+def _adam(params, every, lr, fused=False):
     "Adam with beta1 = 0, its lr and beta2 corrected for a regulariser applied every `every` steps."
     c = every / (every + 1) if every else 1
-    return torch.optim.Adam(params, lr=lr * c, betas=(0.0, 0.99 ** c), eps=1e-8)
+    return torch.optim.Adam(params, lr=lr * c, betas=(0.0, 0.99 ** c), eps=1e-8, fused=fused or None)
 
 # %% ../nbs/12_train.ipynb #373d553d
 @patch
@@ -238,6 +242,12 @@ def _set_amp(self:Trainer):
     if amp == 'bf16' and self.device.type == 'cpu' and not cpu_has_bf16():
         warnings.warn('amp=bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): bf16 is emulated there and '
                       'slower than float32; use --set amp=off')
+
+@patch
+def _set_tf32(self:Trainer):
+    "On CUDA, with `tf32`: float32 matrix products and convolutions in TF32 (the regularisers; the main phases are bf16)."
+    if self.device.type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tc.tf32
 
 @patch
 def _autocast(self:Trainer):
