@@ -245,7 +245,7 @@ def _set_amp(self:Trainer):
 
 @patch
 def _set_tf32(self:Trainer):
-    "On CUDA, with `tf32`: float32 matrix products and convolutions in TF32 (the regularisers; the main phases are bf16)."
+    "On CUDA, with `tf32`: float32 products and convolutions in TF32 (the regularisers; the main phases are bf16)."
     if self.device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tc.tf32
 

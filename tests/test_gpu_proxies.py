@@ -67,3 +67,34 @@ def test_training_step_never_reads_a_tensor_on_the_host(monkeypatch):
     tr.step = 0
     tr.train_step(batch)
     assert reads == [], reads
+
+def _one_step(form, timed=('cuda',)):
+    "Each phase's gradients and the losses of one full step (all four phases) of a fresh trainer, FIR filters in `form`."
+    from semstylegan.layers import FIR, use_fir
+    tr, _, _ = _trainer(max_channels=32)
+    grads, step = [], tr._step
+    def recording_step(opt, params):
+        grads.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]))
+        step(opt, params)
+    tr._step = recording_step
+    saved, FIR['timed'] = FIR['timed'], timed
+    try:
+        with use_fir(form): stats = tr.train_step(tr.dataset[list(range(2))])
+    finally: FIR['timed'] = saved
+    return grads, stats
+
+def test_every_fir_form_trains_the_same_step():
+    """The three FIR forms, and 'auto' timing them on this CPU as it does on a GPU, give the same training step
+    (filters, their derivatives and second derivatives, in channels-last layout, inside R1 and path length)."""
+    from semstylegan.layers import FIR_CHOICES, fir_report
+    ref = _one_step('conv')
+    FIR_CHOICES.clear()
+    steps = {form: _one_step(form) for form in ('fold', 'taps')} | {'auto': _one_step('auto', timed=('cpu',))}
+    assert len(ref[0]) == 4 and set(ref[1]) >= {'r1_img', 'r1_seg', 'pl_penalty'}, ref[1].keys()
+    for form, (grads, stats) in steps.items():
+        for a, b in zip(grads, ref[0]): assert (a - b).abs().max() < 1e-4 * b.abs().max(), form
+        for k, v in stats.items(): assert torch.allclose(v, ref[1][k], rtol=1e-4, atol=1e-6), (form, k)
+    report = fir_report()
+    assert report['cases'] >= 8 and sum(report['chosen'].values()) == report['cases'], report
+    assert report['ms_per_pass']['auto'] <= min(report['ms_per_pass'][f] for f in ('conv', 'fold', 'taps'))
+    FIR_CHOICES.clear()

@@ -17,6 +17,8 @@ part() { local name=$1 limit=$2; shift 2; echo "== $name"; local t=$SECONDS
 python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' | tee -a "$out/gpu.txt"
 # 1. the training step at celebamask-256, batch 32: ours bf16 with a profile; ours float32 beside the official float32
 part train_bf16 150 $bench --what train --preset "$preset" --amp bf16 --repeat 5 --profile 12 --no-reference
+# the same with every FIR filter as the depth-wise conv (the form before 'auto'), for the side-by-side ratio
+part train_bf16_conv 120 $bench --what train --preset "$preset" --amp bf16 --repeat 3 --no-reference --fir conv
 part train_fp32 240 $bench --what train --preset "$preset" --amp off --repeat 3
 # 2. inference: G forward at batch 64, float32 and bf16, also compiled, and the G+D step; the official algorithm
 part model_b64 240 $bench --what model --preset "$preset" --batch 64 --repeat 5 --profile 8 --compile
@@ -33,12 +35,13 @@ out = pathlib.Path(sys.argv[1])
 def load(n):
     try: return json.loads((out / f'{n}.json').read_text())
     except Exception as e: return {'error': repr(e)}
-b, f, m = load('train_bf16'), load('train_fp32'), load('model_b64')
+b, f, m, c = load('train_bf16'), load('train_fp32'), load('model_b64'), load('train_bf16_conv')
 o = f.get('official', {})
 metrics = out / 'train_cli_metrics.jsonl'
 recs = [json.loads(l) for l in metrics.read_text().splitlines()] if metrics.exists() else []
 ours = b.get('ours', {})
 s = dict(bf16_img_s=ours.get('images_per_s'), fp32_img_s=f.get('ours', {}).get('images_per_s'),
+         bf16_img_s_fir_conv=c.get('ours', {}).get('images_per_s'), fir_auto=b.get('fir'),
          official_img_s=o.get('images_per_s'),
          phases_bf16={k: ours.get(k) for k in ('d_main_s', 'd_reg_s', 'g_main_s', 'g_reg_s')},
          phases_official={k: o.get(k) for k in ('d_main_s', 'd_reg_s', 'g_main_s', 'g_reg_s')},
