@@ -171,7 +171,7 @@ def _bench_explore(args):
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
-    ours = train_speed(args.preset, amp=args.amp, profile=args.profile, **kw)
+    ours = train_speed(args.preset, amp=args.amp, profile=args.profile, compile=args.compile, **kw)
     res = dict(what='train', ours=ours)
     if not args.no_reference:  # the official code has no mixed precision: its step is always timed in float32
         off = train_speed(args.preset, official=True, amp='off', profile=args.profile, **kw)
@@ -248,7 +248,8 @@ def make_parser():
     s.add_argument('--preset', default='celebamask-256', choices=list(PRESETS))
     s.add_argument('--batch', type=_positive,
                    help="batch size (default: model 4; train the recipe's on CUDA, 4 on CPU; loader and synthetic 32)")
-    s.add_argument('--compile', action='store_true', help='model: also time G forward through torch.compile')
+    s.add_argument('--compile', action='store_true',
+                   help='model: also time G forward through torch.compile; train: the main phases compiled')
     s.add_argument('--profile', type=_positive, default=0, metavar='N',
                    help='model, train: per phase, convolutions, kernel launches, host syncs and the top N ops')
     s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)')

@@ -55,6 +55,7 @@ class TrainConfig:
     workers: int = 2
     amp: str = 'auto'                  # 'bf16', 'off', or 'auto' (bf16 on CUDA, off on CPU)
     tf32: bool = True                  # on CUDA, float32 products (the regularisers) in TF32, as the official ran
+    compile: bool = False              # torch.compile G and D for the two main phases (not the regularisers)
     log_every: int = 100
     sample_every: int = 2000
     ckpt_every: int = 2000
@@ -295,17 +296,26 @@ def _sync(self:Trainer, params):
 def _step(self:Trainer, opt, params):
     self._sync(params); opt.step(); opt.zero_grad(set_to_none=True)
 
+# %% ../nbs/12_train.ipynb #abd9d846
+@patch
+def _main_modules(self:Trainer):
+    "G's synthesis and D as the main phases run them: compiled on first use with `compile`, else the modules."
+    if not self.tc.compile: return self.G.synthesis, self.D
+    if not hasattr(self, '_compiled'): self._compiled = torch.compile(self.G.synthesis), torch.compile(self.D)
+    return self._compiled
+
 # %% ../nbs/12_train.ipynb #736f99b4
 @patch
 def d_main(self:Trainer, real_img, real_mask, stats):
     "D's logistic loss on a fake and a real batch, one D graph in memory at a time (fake, then real)."
     params = [p for p in self.d_params if p.requires_grad]
+    synthesis, D = self._main_modules()
     for r, d in enumerate(self._draw(self.batch_rank)):
         s = slice(r * self.batch_gpu, (r + 1) * self.batch_gpu)
-        with torch.no_grad(), self._autocast(): fake = self.G.synthesis(self._wplus(d), noise=d['noise'])
-        with self._autocast(): lf = self.D(fake.image, fake.seg if self.use_mask else None).float()
+        with torch.no_grad(), self._autocast(): fake = synthesis(self._wplus(d), noise=d['noise'])
+        with self._autocast(): lf = D(fake.image, fake.seg if self.use_mask else None).float()
         g_fake = _grads(F.softplus(lf).mean() / self.rounds, params)              # frees the fake pass's graph
-        with self._autocast(): lr = self.D(real_img[s], real_mask[s] if self.use_mask else None).float()
+        with self._autocast(): lr = D(real_img[s], real_mask[s] if self.use_mask else None).float()
         _accumulate(params, g_fake, _grads(F.softplus(-lr).mean() / self.rounds, params))
         lf, lr = lf.detach(), lr.detach()
         d_loss = F.softplus(lf).mean() + F.softplus(-lr).mean()
@@ -379,10 +389,11 @@ def _accumulate(params, *grads):
 @patch
 def g_main(self:Trainer, stats):
     self.D.requires_grad_(False)
+    synthesis, D = self._main_modules()
     for d in self._draw(self.batch_rank):
         with self._autocast():
-            fake = self.G.synthesis(self._wplus(d), noise=d['noise'])
-            lf = self.D(fake.image, fake.seg if self.use_mask else None).float()
+            fake = synthesis(self._wplus(d), noise=d['noise'])
+            lf = D(fake.image, fake.seg if self.use_mask else None).float()
         loss = F.softplus(-lf).mean()
         if self.use_mask and self.tc.lambda_mask:
             mask_loss = F.mse_loss(F.adaptive_avg_pool2d(fake.seg.float(), self.cfg.coarse_size),
