@@ -16,7 +16,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 from .train import resolve_device
-from .layers import FIR_FORMS, FIR_CHOICES, fir_report, use_fir
+from .layers import FIR, FIR_FORMS, FIR_CHOICES, fir_report, use_fir, _checked_form
 
 # %% ../nbs/09_cli.ipynb #84340035
 def _model_args(p):
@@ -106,8 +106,8 @@ def cmd_convert(args):
 
 def cmd_bench(args):
     "Time the generator and discriminator, the loader or the synthetic faces; write JSON."
-    with use_fir(args.fir): res = _bench(args)
-    if FIR_CHOICES: res['fir'] = dict(form=args.fir, **fir_report())   # what 'auto' timed and chose, per filter case
+    with use_fir(args.fir or FIR['form']): res = _bench(args) | dict(fir=dict(form=FIR['form']))
+    if FIR_CHOICES: res['fir'].update(fir_report())                   # what 'auto' timed and chose, per filter case
     text = json.dumps(res, indent=1)
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     else: print(text)
@@ -261,7 +261,7 @@ def make_parser():
     s.add_argument('--amp', default='off', choices=['off', 'bf16', 'auto'],
                    help="train: autocast of our step ('auto': bf16 on CUDA, off on CPU; default off); "
                         "the official step runs in float32")
-    s.add_argument('--fir', default=os.environ.get('SEMSTYLEGAN_FIR', 'auto'), choices=['auto', *FIR_FORMS],
+    s.add_argument('--fir', choices=['auto', *FIR_FORMS],
                    help="form of the FIR filters (default $SEMSTYLEGAN_FIR or auto: the depth-wise conv on a CPU, "
                         "the fastest form per shape, timed once, on a GPU; the JSON's 'fir' says what auto chose)")
     s.add_argument('--data', type=Path, help='loader: a prepared folder (`semstylegan prepare`)')
@@ -336,6 +336,7 @@ def main(argv=None):
         args.parser.error('--what loader needs --data DIR (a folder made by `semstylegan prepare`)')   # usage: exit 2
     from semstylegan.train import NonFiniteLoss
     try:
+        _checked_form(FIR['form'])                                  # $SEMSTYLEGAN_FIR, before any work
         args.fn(args)
     except NonFiniteLoss as e:
         print(f'semstylegan {args.command}: error: {e}', file=sys.stderr)

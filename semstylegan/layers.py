@@ -121,7 +121,7 @@ def _checked_form(name, source='SEMSTYLEGAN_FIR'):
         raise ValueError(f"{source}={name!r} is not a FIR form: use one of auto, {', '.join(FIR_FORMS)}")
     return name
 
-FIR = dict(form=_checked_form(os.environ.get('SEMSTYLEGAN_FIR', 'auto')), timed=('cuda',))
+FIR = dict(form=os.environ.get('SEMSTYLEGAN_FIR', 'auto'), timed=('cuda',))   # checked where it is used
 FIR_CHOICES = {}       # (device, dtype, shape, channels last, up, down, pad, kernel shape) -> {form: seconds}
 
 @contextmanager
@@ -148,7 +148,7 @@ def _seconds(f, args, device, repeat=3):
 
 def _fir_form(x, kernel, up, down, pad):
     "The function that runs this filter: the setting, or under 'auto' the fastest form for this case on a timed device."
-    if FIR['form'] != 'auto': return FIR_FORMS[FIR['form']]
+    if FIR['form'] != 'auto': return FIR_FORMS[_checked_form(FIR['form'])]
     if x.device.type not in FIR['timed'] or torch.compiler.is_compiling(): return upfirdn2d_direct
     dtype = str(x.dtype).split('.')[-1]
     key = (str(x.device), dtype, tuple(x.shape), _channels_last(x), up, down, pad, tuple(kernel.shape))

@@ -106,3 +106,13 @@ def test_compiled_main_phases_compute_the_eager_step():
     """`compile=True` (torch.compile of G's synthesis and D for the main phases) computes the eager step's gradients,
     to float32 rounding, which the compiler's reordering amplifies to 1e-4 in G's main phase (in float64: 7e-9)."""
     _assert_same_step(_one_step(compile=True), _one_step(), 1e-3, 'compiled')
+
+def test_bad_fir_setting_is_a_clear_error(monkeypatch):
+    "$SEMSTYLEGAN_FIR with an unknown form: exit 1 naming the variable, the value and the forms, no traceback."
+    monkeypatch.setenv('SEMSTYLEGAN_FIR', 'fastest')
+    r = run('info', '--preset', 'tiny')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert "SEMSTYLEGAN_FIR='fastest' is not a FIR form: use one of auto, conv, fold, taps" in r.stderr
+    monkeypatch.setenv('SEMSTYLEGAN_FIR', 'taps')
+    r = run('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
+    assert r.returncode == 0 and json.loads(r.stdout)['fir'] == {'form': 'taps'}, r.stderr
