@@ -17,6 +17,7 @@ from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 from .train import resolve_device
 from .layers import FIR, FIR_FORMS, FIR_CHOICES, fir_report, use_fir, _checked_form
+from .bench import GPUS
 
 # %% ../nbs/09_cli.ipynb #84340035
 def _model_args(p):
@@ -171,7 +172,8 @@ def _bench_explore(args):
 def _bench_train(args):
     from semstylegan.train import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
-    ours = train_speed(args.preset, amp=args.amp, profile=args.profile, compile=args.compile, **kw)
+    ours = train_speed(args.preset, amp=args.amp, profile=args.profile, compile=args.compile, roofline=args.roofline,
+                       **kw)
     res = dict(what='train', ours=ours)
     if not args.no_reference:  # the official code has no mixed precision: its step is always timed in float32
         off = train_speed(args.preset, official=True, amp='off', profile=args.profile, **kw)
@@ -261,6 +263,8 @@ def make_parser():
     s.add_argument('--amp', default='off', choices=['off', 'bf16', 'auto'],
                    help="train: autocast of our step ('auto': bf16 on CUDA, off on CPU; default off); "
                         "the official step runs in float32")
+    s.add_argument('--roofline', choices=list(GPUS), metavar='GPU',
+                   help=f"train: each phase's lower bound on GPU ({', '.join(GPUS)}), from the ops run here")
     s.add_argument('--fir', choices=['auto', *FIR_FORMS],
                    help="form of the FIR filters (default $SEMSTYLEGAN_FIR or auto: the depth-wise conv on a CPU, "
                         "the fastest form per shape, timed once, on a GPU; the JSON's 'fir' says what auto chose)")

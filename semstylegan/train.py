@@ -801,11 +801,12 @@ def _phases(tr, img, mask, st):
                 g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
 
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, profile=0,
-                **overrides):
+                roofline=None, **overrides):
     """Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official
     computation. `batch`: default the recipe's on CUDA, 4 on CPU. On CUDA also peak memory per phase;
-    `profile=n` adds each phase's convolution count, kernel launches, host syncs and top n ops (`bench.profile_ops`)."""
-    from semstylegan.bench import time_fn, tune_allocator, profile_ops
+    `profile=n` adds each phase's convolution count, kernel launches, host syncs and top n ops (`bench.profile_ops`);
+    `roofline=gpu` each phase's lower bound on that GPU and the images/s it allows (`bench.roofline`)."""
+    from semstylegan.bench import time_fn, tune_allocator, profile_ops, roofline as bound
     cuda = str(device).startswith('cuda')
     if not cuda:
         tune_allocator()                                             # as in training on CPU (fewer page faults)
@@ -830,6 +831,11 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
                official=official, step_s=t, images_per_s=tc.batch / t, **res)
     if cuda: out['peak_memory_gb'] = max(res[f'{k}_peak_gb'] for k in phases)
     if profile: out['profile'] = {k: profile_ops(f, device, top=profile) for k, f in phases.items()}
+    if roofline:
+        out['roofline'] = {k: bound(f, roofline, tc.tf32) for k, f in phases.items()}
+        b = {k: r['bound_ms'] / 1e3 for k, r in out['roofline'].items()}
+        t_bound = (b['d_main'] + b['g_main'] + b['d_reg'] / max(1, tc.d_reg_every) + b['g_reg'] / max(1, tc.g_reg_every))
+        out['roofline_images_per_s'] = tc.batch / t_bound
     return out
 
 # %% ../nbs/12_train.ipynb #4ed19b4f
