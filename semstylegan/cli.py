@@ -176,7 +176,7 @@ def _bench_train(args):
                        **kw)
     res = dict(what='train', ours=ours)
     if not args.no_reference:  # the official code has no mixed precision: its step is always timed in float32
-        off = train_speed(args.preset, official=True, amp='off', profile=args.profile, **kw)
+        off = train_speed(args.preset, official=True, amp='off', profile=args.profile, roofline=args.roofline, **kw)
         res.update(official=off, speedup=off['step_s'] / ours['step_s'])
     return res
 

@@ -24,7 +24,8 @@ part() { local name=$1 limit=$2; shift 2; local left=$((budget - SECONDS - 15))
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true) 2>&1 | tee "$out/gpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' | tee -a "$out/gpu.txt"
 # 1. the training step at celebamask-256, batch 32, ours bf16, with a profile and what FIR 'auto' chose
-part train_bf16 150 $bench --what train --preset "$preset" --amp bf16 --repeat 5 --profile 12 --no-reference
+part train_bf16 150 $bench --what train --preset "$preset" --amp bf16 --repeat 5 --profile 12 --no-reference \
+  --roofline h200
 # 2. the whole `semstylegan train` for 60 s on synthetic faces: images/s as logged against the benchmark's
 part train_cli 150 python3 -m semstylegan.cli train --preset "$preset" --minutes 1 --out "$out/run" --device "$dev" \
   --set log_every=10 --set sample_every=100000 --set ckpt_every=100000 -q
@@ -57,6 +58,9 @@ s = dict(bf16_img_s=ours.get('images_per_s'), fp32_img_s=f.get('ours', {}).get('
          official_img_s=o.get('images_per_s'),
          phases_bf16={k: ours.get(k) for k in ('d_main_s', 'd_reg_s', 'g_main_s', 'g_reg_s')},
          phases_official={k: o.get(k) for k in ('d_main_s', 'd_reg_s', 'g_main_s', 'g_reg_s')},
+         roofline_img_s_h200=ours.get('roofline_images_per_s'),
+         efficiency_vs_roofline={k: r['bound_ms'] / 1e3 / ours[f'{k}_s']
+                                 for k, r in ours.get('roofline', {}).items() if ours.get(f'{k}_s')},
          peak_memory_gb_bf16=ours.get('peak_memory_gb'), inference_img_s=m.get('g_images_per_s'),
          inference_img_s_bf16=m.get('g_images_per_s_bf16'),
          inference_img_s_compiled=m.get('g_images_per_s_compiled'),
