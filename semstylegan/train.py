@@ -834,7 +834,7 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
     if roofline:
         out['roofline'] = {k: bound(f, roofline, tc.tf32) for k, f in phases.items()}
         b = {k: r['bound_ms'] / 1e3 for k, r in out['roofline'].items()}
-        t_bound = (b['d_main'] + b['g_main'] + b['d_reg'] / max(1, tc.d_reg_every) + b['g_reg'] / max(1, tc.g_reg_every))
+        t_bound = b['d_main'] + b['g_main'] + b['d_reg'] / max(1, tc.d_reg_every) + b['g_reg'] / max(1, tc.g_reg_every)
         out['roofline_images_per_s'] = tc.batch / t_bound
     return out
 
