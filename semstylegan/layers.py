@@ -9,7 +9,7 @@ __all__ = ['FIR_FORMS', 'FIR', 'FIR_CHOICES', 'fused_leaky_relu', 'FusedLeakyReL
            'FourierEmbedding']
 
 # %% ../nbs/01_layers.ipynb #606daf53
-import math, os, time
+import math, os
 from contextlib import contextmanager
 import torch
 import torch.nn as nn
@@ -133,27 +133,15 @@ def use_fir(name):
     finally: FIR['form'] = old
 
 # %% ../nbs/01_layers.ipynb #cc2d403b
-def _seconds(f, args, device, repeat=3):
-    "Median seconds of `f(*args)` after one warm-up call, waiting for the device each time."
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == 'cuda' else (lambda: None)
-    f(*args)
-    sync()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f(*args)
-        sync()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
-
 def _fir_form(x, kernel, up, down, pad):
     "The function that runs this filter: the setting, or under 'auto' the fastest form for this case on a timed device."
     if FIR['form'] != 'auto': return FIR_FORMS[_checked_form(FIR['form'])]
     if x.device.type not in FIR['timed'] or torch.compiler.is_compiling(): return upfirdn2d_direct
-    dtype = str(x.dtype).split('.')[-1]
-    key = (str(x.device), dtype, tuple(x.shape), _channels_last(x), up, down, pad, tuple(kernel.shape))
+    key = (x.device, x.dtype, tuple(x.shape), _channels_last(x), up, down, pad, tuple(kernel.shape))
     if key not in FIR_CHOICES:
-        FIR_CHOICES[key] = {n: _seconds(f, (x, kernel, up, down, pad), x.device) for n, f in FIR_FORMS.items()}
+        from semstylegan.bench import time_fn          # chapter 8's timer (imported here: it builds on this module)
+        FIR_CHOICES[key] = {n: time_fn(lambda: f(x, kernel, up, down, pad), device=x.device)
+                            for n, f in FIR_FORMS.items()}
     times = FIR_CHOICES[key]
     return FIR_FORMS[min(times, key=times.get)]
 

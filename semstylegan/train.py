@@ -824,8 +824,9 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
         if cuda: torch.cuda.reset_peak_memory_stats()
         res[f'{k}_s'] = time_fn(f, warmup=1, repeat=repeat, device=device)
         if cuda: res[f'{k}_peak_gb'] = torch.cuda.max_memory_allocated() / 2**30
-    t = (res['d_main_s'] + res['g_main_s']
-         + res['d_reg_s'] / max(1, tc.d_reg_every) + res['g_reg_s'] / max(1, tc.g_reg_every))
+    amortised = lambda s: (s['d_main'] + s['g_main'] + s['d_reg'] / max(1, tc.d_reg_every)
+                           + s['g_reg'] / max(1, tc.g_reg_every))                  # seconds per step on average
+    t = amortised({k: res[f'{k}_s'] for k in phases})
     out = dict(preset=preset_name, batch=tc.batch, device=str(device), amp=amp, threads=torch.get_num_threads(),
                cpu_bf16=None if cuda else cpu_has_bf16(), gpu=torch.cuda.get_device_name() if cuda else None,
                official=official, step_s=t, images_per_s=tc.batch / t, **res)
@@ -833,9 +834,8 @@ def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off
     if profile: out['profile'] = {k: profile_ops(f, device, top=profile) for k, f in phases.items()}
     if roofline:
         out['roofline'] = {k: bound(f, roofline, tc.tf32) for k, f in phases.items()}
-        b = {k: r['bound_ms'] / 1e3 for k, r in out['roofline'].items()}
-        t_bound = b['d_main'] + b['g_main'] + b['d_reg'] / max(1, tc.d_reg_every) + b['g_reg'] / max(1, tc.g_reg_every)
-        out['roofline_images_per_s'] = tc.batch / t_bound
+        bounds = {k: r['bound_ms'] / 1e3 for k, r in out['roofline'].items()}
+        out['roofline_images_per_s'] = tc.batch / amortised(bounds)
     return out
 
 # %% ../nbs/12_train.ipynb #4ed19b4f

@@ -71,8 +71,9 @@ def clip_section():
     if not clip_path().is_file(): return ''
     info = load_clip('tiny').info
     auc = ', '.join(f'{a} {v:.2f}' for a, v in info['auc'].items())
-    return '\n'.join([f'### `{MAIN}-clip`', '', 'The tiny CLIP of chapter 20 and `semstylegan edit --text ... --clip tiny`: '
-                      'an open_clip CLIP (a small ResNet image tower at 64 px, a 2-layer text tower over the '
+    return '\n'.join([f'### `{MAIN}-clip`', '',
+                      'The tiny CLIP of chapter 20 and `semstylegan edit --text ... --clip tiny`: an open_clip CLIP '
+                      '(a small ResNet image tower at 64 px, a 2-layer text tower over the '
                       f"{len(info['token_ids'])} word pieces of the captions) trained contrastively on synthetic faces "
                       f"and captions written from their attributes, by `{info['command']}` ({info['steps']:,} steps, "
                       f"{info['minutes']} min). Held-out AUC of each attribute's prompt: {auc}."])
@@ -80,12 +81,14 @@ def clip_section():
 def flow_section():
     from semstylegan.flow import load_flow, flow_path
     if not flow_path().is_file(): return ''
-    info, hp = load_flow().info, load_flow().hyper
+    flow = load_flow()
+    info, hp = flow.info, flow.hyper
     return '\n'.join([f'### `{MAIN}-flow`', '', 'The conditional flow of chapter 19 and `semstylegan edit --method '
                       f"styleflow` (zuko, {hp['transforms']} autoregressive transforms over w given the 8 attributes), "
                       f"fitted to {info['samples']:,} codes of the model labelled by the attribute classifier, by "
                       f"`{info['command']}` ({info['steps']:,} steps, {info['minutes']} min; labelling "
-                      f"{info['label_minutes']} min). Held-out negative log-likelihood per code: {info['heldout_nll']}."])
+                      f"{info['label_minutes']} min). Held-out negative log-likelihood per code: "
+                      f"{info['heldout_nll']}."])
 
 def ship_encoder(run, command, minutes, machine):
     "Copy a train-encoder run's encoder into the package with its command, wall time and a held-out table."
@@ -116,7 +119,8 @@ continues training it. The other files are made from it or for it, each by the c
 
 ![samples](tiny-synthetic-samples.png)
 """
-    parts = [head] + [model_section(k, v) for k, v in models.items()] + [classifier_section(), encoder_section(), flow_section(), clip_section()]
+    extras = [classifier_section(), encoder_section(), flow_section(), clip_section()]
+    parts = [head] + [model_section(k, v) for k, v in models.items()] + extras
     (ASSETS / 'MODEL_CARD.md').write_text('\n\n'.join(p for p in parts if p) + '\n')
 
 def main(argv=None):
