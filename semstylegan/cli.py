@@ -105,6 +105,7 @@ def cmd_convert(args):
         atomic_write(out, lambda tmp: torch.save(off, tmp))
     if args.verbose: print(f'{args.src} -> {out} ({", ".join(models)})')
 
+# %% ../nbs/09_cli.ipynb #e1364a70
 def cmd_bench(args):
     "Time the generator and discriminator, the loader or the synthetic faces; write JSON."
     with use_fir(args.fir or FIR['form']): res = _bench(args) | dict(fir=dict(form=FIR['form']))

@@ -800,6 +800,7 @@ def _phases(tr, img, mask, st):
                 g_main=lambda: (tr.g_trainable(), tr.g_main(st)),
                 g_reg=lambda: (tr.g_trainable(), tr.g_reg(st)))
 
+# %% ../nbs/12_train.ipynb #750d46d2
 def train_speed(preset_name='tiny', batch=None, device='cpu', repeat=2, amp='off', threads=2, official=False, profile=0,
                 roofline=None, **overrides):
     """Per-phase seconds and amortised images/s of a training step (see above); `official=True` times the official
