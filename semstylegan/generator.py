@@ -370,7 +370,8 @@ class Generator(nn.Module):
         """The second half of synthesis: fuse the local generators' hidden features h (K,N,C,P) by their pseudo-depths
         (N,K,P) and render. Returns (image, seg, seg_coarse)."""
         n, c = depth.shape[0], self.cfg.coarse_size
-        m, weights = fuse_masks(depth.float().reshape(n, -1, c, c), self.cfg.transparent_classes, composition_mask)
+        depth = depth.to(torch.promote_types(depth.dtype, torch.float32))              # bf16 up, float64 kept
+        m, weights = fuse_masks(depth.reshape(n, -1, c, c), self.cfg.transparent_classes, composition_mask)
         feat = self.local.fuse_features(h, weights.flatten(2), c)
         seg_coarse = 2 * m - 1
         if noise is None: noise = self.render.make_noise(noise_mode)
