@@ -75,7 +75,7 @@ class TrainConfig:
         return cls(**d)
     def model_config(self): return preset(self.preset, **self.model)
     def __str__(self):
-        return '\n'.join(f'{k:18s} {v}' + (f'  # {DEPARTURES[k]}' if k in DEPARTURES else '')
+        return '\n'.join(f'{k:16s} {v}' + (f'  # {DEPARTURES[k]}' if k in DEPARTURES else '')
                          for k, v in self.to_dict().items())
 
 DEPARTURES = dict(    # settings whose non-default values depart from the official step, and what that buys

@@ -74,10 +74,11 @@ def _one_step(form='auto', timed=('cuda',), **kw):
     from semstylegan.layers import FIR, use_fir
     tr, _, _ = _trainer(max_channels=32, **kw)
     grads = []
-    def record(opt, params):
+    def record(phase, t):
+        params = t.d_params if phase in ('d_main', 'r1') else t.g_params
         grads.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]))
-        opt.zero_grad(set_to_none=True)
-    tr._step = record
+        for p in params: p.grad = None                             # so the optimiser leaves the weights as they are
+    tr.on_update.append(record)
     saved, FIR['timed'] = FIR['timed'], timed
     try:
         with use_fir(form): stats = tr.train_step(tr.dataset[list(range(2))])
