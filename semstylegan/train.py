@@ -79,7 +79,7 @@ class TrainConfig:
                          for k, v in self.to_dict().items())
 
 DEPARTURES = dict(    # settings whose non-default values depart from the official step, and what that buys
-    r1_mode="'separate': the mask R1 never reaches the image branch; no gain over 'split' (see R1)",
+    r1_mode="'separate': the mask R1 never reaches the image branch; the same memory as 'split', R1 15% faster",
     mixing_per_sample='True: the 0.3 coin per sample; the mixed share of a batch of 32 varies by 0.08, not 0.46')
 
 # %% ../nbs/12_train.ipynb #f1958ff8
