@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['CONV', 'FIR_FORMS', 'FIR', 'FIR_CHOICES', 'fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d',
-           'conv_weight_grad', 'conv2d', 'conv_transpose2d', 'make_kernel', 'upfirdn2d_direct', 'upfirdn2d_fold',
-           'upfirdn2d_taps', 'use_fir', 'fir_report', 'upfirdn2d', 'Blur', 'Upsample', 'modulated_conv2d',
-           'ConstModulatedConv2d', 'NoiseInjection', 'make_coords', 'transform_coords', 'FourierEmbedding']
+           'conv_weight_grad', 'conv_kind', 'conv2d', 'conv_transpose2d', 'make_kernel', 'upfirdn2d_direct',
+           'upfirdn2d_fold', 'upfirdn2d_taps', 'use_fir', 'fir_report', 'upfirdn2d', 'Blur', 'Upsample',
+           'modulated_conv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords', 'transform_coords',
+           'FourierEmbedding']
 
 # %% ../nbs/01_layers.ipynb #606daf53
 import math, os
@@ -107,7 +108,8 @@ class _Conv(torch.autograd.Function):
         mode, s, p, shape = ctx.args
         need, conv = [_wanted(ctx, j) for j in range(3)], _Conv.apply
         da = db = dbias = None
-        with torch.profiler.record_function(f'{_kind(b if mode != "wgrad" else dy, s, mode == "convT")} backward'):
+        kind = conv_kind((dy if mode == 'wgrad' else b).shape, s, mode == 'convT')
+        with torch.profiler.record_function(f'{kind} backward'):
             if mode == 'conv':                      # a = x, b = w
                 if need[0]: da = conv(dy, b, None, 'convT', s, p, a.shape[-2:])
                 if need[1]: db = conv(a, dy, None, 'wgrad', s, p, b.shape[-2:])
@@ -121,9 +123,9 @@ class _Conv(torch.autograd.Function):
         return da, db, dbias, None, None, None, None
 
 # %% ../nbs/01_layers.ipynb #cnv00api
-def _kind(weight, stride, transposed=False):
+def conv_kind(weight_shape, stride, transposed=False):
     "The profiler label of a convolution: 'conv 3x3', 'conv 1x1 stride 2', 'conv 3x3 transposed stride 2'..."
-    kh, kw = weight.shape[-2:]
+    kh, kw = weight_shape[-2:]
     return f'conv {kh}x{kw}' + ' transposed' * transposed + (f' stride {stride}' if stride != 1 else '')
 
 def _use_function(x, weight):
@@ -133,14 +135,14 @@ def _use_function(x, weight):
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     "`F.conv2d`; on a CPU its weight gradient is `conv_weight_grad` (see above)."
     if torch.compiler.is_compiling(): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
-    with torch.profiler.record_function(_kind(weight, stride)):
+    with torch.profiler.record_function(conv_kind(weight.shape, stride)):
         if not _use_function(x, weight): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
         return _Conv.apply(x, weight, bias, 'conv', stride, padding, None)
 
 def conv_transpose2d(x, weight, stride=1, padding=0):
     "`F.conv_transpose2d` (weight (I, O, kh, kw)); on a CPU its weight gradient is `conv_weight_grad`."
     if torch.compiler.is_compiling(): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
-    with torch.profiler.record_function(_kind(weight, stride, True)):
+    with torch.profiler.record_function(conv_kind(weight.shape, stride, True)):
         if not _use_function(x, weight): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
         big = [(x.shape[2 + d] - 1) * stride - 2 * padding + weight.shape[2 + d] for d in (0, 1)]
         return _Conv.apply(x, weight, None, 'convT', stride, padding, big)
