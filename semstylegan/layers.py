@@ -59,30 +59,42 @@ class EqualConv2d(nn.Module):
         return f'{i}, {o}, k={k}, stride={self.stride}, padding={self.padding}'
 
 # %% ../nbs/01_layers.ipynb #cnv00wgr
+def _pad_nhwc(t, top, bottom, left, right):
+    "Zero-pad (negative: crop) an (N, H, W, C) tensor along H and W into a new contiguous one, zeroing only the border."
+    t = t[:, max(-top, 0):t.shape[1] - max(-bottom, 0), max(-left, 0):t.shape[2] - max(-right, 0)]
+    top, bottom, left, right = (max(v, 0) for v in (top, bottom, left, right))
+    n, h, w, c = t.shape
+    out = t.new_empty(n, top + h + bottom, left + w + right, c)
+    for border in (out[:, :top], out[:, top + h:], out[:, top:top + h, :left], out[:, top:top + h, left + w:]):
+        border.zero_()
+    out[:, top:top + h, left:left + w] = t
+    return out
+
 def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
     """Gradient with respect to `w` (O,I,kh,kw) of `conv2d(x, w, stride=stride, padding=padding)`, given the output
-    gradient `g`: one matrix product per kernel tap of shifted rows of `x` in channels-last order (see above)."""
+    gradient `g`: for each kernel row one batched matrix product, over the taps of the row, of shifted rows of `x` in
+    channels-last order (see above)."""
     (kh, kw), s, p = kernel_size, stride, padding
     n, i, h, w = x.shape; o, ho, wo = g.shape[1:]
     hq, wq = ho + (kh - 1) // s, wo + (kw - 1) // s           # the grid of one stride phase
-    xp = x.permute(0, 2, 3, 1)                                 # (N, H, W, I): a view of a channels-last x
-    pads = [0, 0, p, s * wq - w - p, p, s * hq - h - p]
-    if any(pads): xp = F.pad(xp, pads)                         # negative pads crop what no tap reaches
+    xp = _pad_nhwc(x.permute(0, 2, 3, 1), p, s * hq - h - p, p, s * wq - w - p)   # (N, s*hq, s*wq, I)
     gq = g.permute(0, 2, 3, 1)
-    if hq > ho or wq > wo: gq = F.pad(gq, [0, 0, 0, wq - wo, 0, hq - ho])
-    gq = gq.reshape(-1, o)                                     # (N*hq*wq, O), zero where no output is
-    out, rows = x.new_empty(kh, kw, o, i), gq.shape[0]
+    gq = (_pad_nhwc(gq, 0, hq - ho, 0, wq - wo) if (hq, wq) != (ho, wo) else gq).reshape(-1, o)  # (N*hq*wq, O)
+    rows = gq.shape[0] - (kh - 1) // s * wq - (kw - 1) // s   # zero beyond: no output there
+    out = x.new_empty(kh, kw, o, i)
     for a in range(min(s, kh)):
         for b in range(min(s, kw)):
-            phase = (xp if s == 1 else xp[:, a::s, b::s]).reshape(-1, i)          # (N*hq*wq, I)
+            phase = (xp if s == 1 else xp[:, a::s, b::s].contiguous()).reshape(-1, i)     # (N*hq*wq, I)
+            taps = len(range(b, kw, s))                        # the taps of one kernel row: one row apart in phase
+            gt = gq[:rows].t().expand(taps, o, rows)
             for r in range(a, kh, s):
-                for c in range(b, kw, s):
-                    shift = (r // s) * wq + c // s
-                    torch.mm(gq[:rows - shift].t(), phase[shift:], out=out[r, c])
+                shifted = phase.as_strided((taps, rows, i), (i, i, 1), phase.storage_offset() + (r // s) * wq * i)
+                torch.bmm(gt, shifted, out=out[r, b::s])
     return out.permute(2, 3, 0, 1).contiguous()
 
 # %% ../nbs/01_layers.ipynb #cnv00fun
-CONV = dict(weight_grad=os.environ.get('SEMSTYLEGAN_CONV_WGRAD', 'mm'))   # 'mm' (conv_weight_grad) or 'aten'
+CONV = dict(weight_grad=os.environ.get('SEMSTYLEGAN_CONV_WGRAD', 'auto'),   # 'auto', 'mm' or 'aten'
+            min_flop=2e9, min_pixels=64 * 64)                            # where 'auto' computes it by matrix products
 
 def _wanted(ctx, j):
     "Whether this backward pass needs the gradient of input `j`."
@@ -128,22 +140,35 @@ def conv_kind(weight_shape, stride, transposed=False):
     kh, kw = weight_shape[-2:]
     return f'conv {kh}x{kw}' + ' transposed' * transposed + (f' stride {stride}' if stride != 1 else '')
 
-def _use_function(x, weight):
-    return (CONV['weight_grad'] == 'mm' and x.device.type == 'cpu' and weight.requires_grad and torch.is_grad_enabled()
-            and not torch.is_autocast_enabled('cpu') and not torch.compiler.is_compiling())
+def _checked_wgrad(name):
+    if name not in ('auto', 'mm', 'aten'):
+        raise ValueError(f"SEMSTYLEGAN_CONV_WGRAD={name!r} is not a weight-gradient form: use one of auto, mm, aten")
+    return name
+
+def _use_function(x, weight, small):
+    "Whether this convolution runs as `_Conv` (`small`: the spatial size of the side without the kernel's stride)."
+    form = _checked_wgrad(CONV['weight_grad'])
+    if form == 'aten' or x.device.type != 'cpu' or not (weight.requires_grad and torch.is_grad_enabled()): return False
+    if torch.is_autocast_enabled('cpu') or torch.compiler.is_compiling(): return False
+    if form == 'mm': return True
+    pixels = small[0] * small[1]
+    return (torch.backends.cpu.get_cpu_capability() not in ('AVX512',) and pixels >= CONV['min_pixels']
+            and 2 * x.shape[0] * pixels * weight.numel() >= CONV['min_flop'])
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
-    "`F.conv2d`; on a CPU its weight gradient is `conv_weight_grad` (see above)."
+    "`F.conv2d`; on a CPU its weight gradient may be `conv_weight_grad` (see above)."
     if torch.compiler.is_compiling(): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride)):
-        if not _use_function(x, weight): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
+        small = [(x.shape[2 + d] + 2 * padding - weight.shape[2 + d]) // stride + 1 for d in (0, 1)]
+        if not _use_function(x, weight, small): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
         return _Conv.apply(x, weight, bias, 'conv', stride, padding, None)
 
 def conv_transpose2d(x, weight, stride=1, padding=0):
-    "`F.conv_transpose2d` (weight (I, O, kh, kw)); on a CPU its weight gradient is `conv_weight_grad`."
+    "`F.conv_transpose2d` (weight (I, O, kh, kw)); on a CPU its weight gradient may be `conv_weight_grad`."
     if torch.compiler.is_compiling(): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride, True)):
-        if not _use_function(x, weight): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
+        if not _use_function(x, weight, x.shape[-2:]):
+            return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
         big = [(x.shape[2 + d] - 1) * stride - 2 * padding + weight.shape[2 + d] for d in (0, 1)]
         return _Conv.apply(x, weight, None, 'convT', stride, padding, big)
 
