@@ -94,7 +94,7 @@ def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
 
 # %% ../nbs/01_layers.ipynb #cnv00fun
 CONV = dict(weight_grad=os.environ.get('SEMSTYLEGAN_CONV_WGRAD', 'auto'),   # 'auto', 'mm' or 'aten'
-            min_flop=2e9, min_pixels=64 * 64)                            # where 'auto' computes it by matrix products
+            min_pixels=128 * 128)        # 'auto': by matrix products from this many input pixels per sample
 
 def _wanted(ctx, j):
     "Whether this backward pass needs the gradient of input `j`."
@@ -145,31 +145,27 @@ def _checked_wgrad(name):
         raise ValueError(f"SEMSTYLEGAN_CONV_WGRAD={name!r} is not a weight-gradient form: use one of auto, mm, aten")
     return name
 
-def _use_function(x, weight, small):
-    "Whether this convolution runs as `_Conv` (`small`: the spatial size of the side without the kernel's stride)."
+def _use_function(x, weight, big):
+    "Whether this convolution runs as `_Conv` (`big`: the size of a convolution's input, of a transpose's output)."
     form = _checked_wgrad(CONV['weight_grad'])
     if form == 'aten' or x.device.type != 'cpu' or not (weight.requires_grad and torch.is_grad_enabled()): return False
     if torch.is_autocast_enabled('cpu') or torch.compiler.is_compiling(): return False
     if form == 'mm': return True
-    pixels = small[0] * small[1]
-    return (torch.backends.cpu.get_cpu_capability() not in ('AVX512',) and pixels >= CONV['min_pixels']
-            and 2 * x.shape[0] * pixels * weight.numel() >= CONV['min_flop'])
+    return torch.backends.cpu.get_cpu_capability() != 'AVX512' and big[0] * big[1] >= CONV['min_pixels']
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     "`F.conv2d`; on a CPU its weight gradient may be `conv_weight_grad` (see above)."
     if torch.compiler.is_compiling(): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride)):
-        small = [(x.shape[2 + d] + 2 * padding - weight.shape[2 + d]) // stride + 1 for d in (0, 1)]
-        if not _use_function(x, weight, small): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
+        if not _use_function(x, weight, x.shape[-2:]): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
         return _Conv.apply(x, weight, bias, 'conv', stride, padding, None)
 
 def conv_transpose2d(x, weight, stride=1, padding=0):
     "`F.conv_transpose2d` (weight (I, O, kh, kw)); on a CPU its weight gradient may be `conv_weight_grad`."
     if torch.compiler.is_compiling(): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride, True)):
-        if not _use_function(x, weight, x.shape[-2:]):
-            return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
         big = [(x.shape[2 + d] - 1) * stride - 2 * padding + weight.shape[2 + d] for d in (0, 1)]
+        if not _use_function(x, weight, big): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
         return _Conv.apply(x, weight, None, 'convT', stride, padding, big)
 
 # %% ../nbs/01_layers.ipynb #aa5a2d2a
