@@ -16,7 +16,7 @@ from .checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atom
 from .viz import image_mask_grid, save_image, to_uint8
 from . import data
 from .train import resolve_device
-from .layers import FIR, FIR_FORMS, FIR_CHOICES, fir_report, use_fir, _checked_form
+from .layers import FIR, FIR_FORMS, FIR_CHOICES, fir_report, use_fir, _checked_form, CONV
 from .bench import GPUS
 
 # %% ../nbs/09_cli.ipynb #84340035
@@ -108,7 +108,11 @@ def cmd_convert(args):
 # %% ../nbs/09_cli.ipynb #e1364a70
 def cmd_bench(args):
     "Time the generator and discriminator, the loader or the synthetic faces; write JSON."
-    with use_fir(args.fir or FIR['form']): res = _bench(args) | dict(fir=dict(form=FIR['form']))
+    wgrad, CONV['weight_grad'] = CONV['weight_grad'], args.conv_wgrad or CONV['weight_grad']
+    try:
+        with use_fir(args.fir or FIR['form']):
+            res = _bench(args) | dict(fir=dict(form=FIR['form']), conv=dict(weight_grad=CONV['weight_grad']))
+    finally: CONV['weight_grad'] = wgrad
     if FIR_CHOICES: res['fir'].update(fir_report())                   # what 'auto' timed and chose, per filter case
     text = json.dumps(res, indent=1)
     if args.out: atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
@@ -254,7 +258,8 @@ def make_parser():
     s.add_argument('--compile', action='store_true',
                    help='model: also time G forward through torch.compile; train: the main phases compiled')
     s.add_argument('--profile', type=_positive, default=0, metavar='N',
-                   help='model, train: per phase, convolutions, kernel launches, host syncs and the top N ops')
+                   help='model, train: per phase, convolutions, kernel launches, host syncs, the top N ops, and '
+                        'per convolution kind forward and backward seconds and their ratio (conv_kinds)')
     s.add_argument('--threads', type=_positive, default=2, help='CPU threads (default 2)')
     s.add_argument('--device', default='cpu')
     s.add_argument('--repeat', type=_positive, default=3)
@@ -269,6 +274,10 @@ def make_parser():
     s.add_argument('--fir', choices=['auto', *FIR_FORMS],
                    help="form of the FIR filters (default $SEMSTYLEGAN_FIR or auto: the depth-wise conv on a CPU, "
                         "the fastest form per shape, timed once, on a GPU; the JSON's 'fir' says what auto chose)")
+    s.add_argument('--conv-wgrad', choices=['auto', 'mm', 'aten'],
+                   help="model, train: how a CPU computes convolution weight gradients (default "
+                        "$SEMSTYLEGAN_CONV_WGRAD or auto: by matrix products where oneDNN's are slow; mm: always; "
+                        "aten: never)")
     s.add_argument('--data', type=Path, help='loader: a prepared folder (`semstylegan prepare`)')
     s.add_argument('--workers', type=int, default=2,
                    help='loader: worker processes (default 2; 0 loads in this process)')

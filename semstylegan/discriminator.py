@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur
+from .layers import EqualConv2d, EqualLinear, FusedLeakyReLU, Blur, conv2d
 from .generator import ModelConfig
 
 # %% ../nbs/05_discriminator.ipynb #9f52b2d5
@@ -37,8 +37,7 @@ class ConvLayer(nn.Sequential):
         # lrelu(z) * sqrt2 * gain = lrelu(sqrt2 * gain * z) for gain > 0
         g = gain * math.sqrt(2) if self.activate else gain
         b = self[-1].bias if self.activate else conv.bias
-        x = F.conv2d(x, conv.weight * (conv.scale * g), None if b is None else b * g,
-                     stride=conv.stride, padding=conv.padding)
+        x = conv2d(x, conv.weight * (conv.scale * g), None if b is None else b * g, conv.stride, conv.padding)
         # in place: a fresh conv output, which conv's backward does not keep
         return F.leaky_relu_(x, 0.2) if self.activate else x
 

@@ -1,0 +1,50 @@
+"""Convolutions whose CPU weight gradient is a matrix product (`semstylegan.layers.conv2d`): the training step they
+compute, where 'auto' uses them, and the per-kind seconds `bench --profile` reports."""
+import json
+import torch
+from semstylegan.layers import CONV, conv2d, conv_transpose2d
+from test_cli import run
+from test_gpu_proxies import _one_step, _assert_same_step
+
+
+def _with(form, fn):
+    old, CONV['weight_grad'] = CONV['weight_grad'], form
+    try: return fn()
+    finally: CONV['weight_grad'] = old
+
+
+def test_matrix_product_weight_gradients_train_the_same_step():
+    "All four phases (R1 and path length differentiate every convolution twice), through `_Conv` and through autograd."
+    _assert_same_step(_with('mm', _one_step), _with('aten', _one_step), 1e-5, 'mm')
+
+
+def test_auto_uses_them_for_large_inputs_on_a_cpu_without_avx512(monkeypatch):
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    def backward_name(hw, transposed=False):
+        x = torch.randn(1, 4, hw, hw)
+        y = conv_transpose2d(x, w.transpose(0, 1), 2) if transposed else conv2d(x, w, None, 1, 1)
+        return type(y.grad_fn).__name__
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX2')
+    assert _with('auto', lambda: (backward_name(128), backward_name(64), backward_name(64, True))) == \
+        ('_ConvBackward', 'ConvolutionBackward0', '_ConvBackward')          # a transpose: its 129x129 output counts
+    with torch.no_grad(): assert _with('mm', lambda: conv2d(torch.randn(1, 4, 8, 8), w).grad_fn) is None
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX512')
+    assert _with('auto', lambda: backward_name(128)) == 'ConvolutionBackward0'
+
+
+def test_bench_profile_reports_seconds_per_convolution_kind(tmp_path):
+    r = run('bench', '--what', 'model', '--preset', 'tiny', '--batch', '2', '--repeat', '1', '--profile', '2',
+            '--conv-wgrad', 'mm', '--out', str(tmp_path / 'b.json'))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / 'b.json').read_text())
+    kinds = res['profile']['g_d_step']['conv_kinds']
+    assert res['conv'] == {'weight_grad': 'mm'} and res['g_d_forward_backward_speedup'] > 0
+    assert {'conv 3x3', 'conv 3x3 transposed stride 2', 'conv 3x3 stride 2', 'fir'} <= set(kinds), kinds
+    assert all(k['backward_calls'] > 0 and k['backward_per_forward'] > 0 for k in kinds.values()), kinds
+
+
+def test_bad_weight_gradient_setting_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv('SEMSTYLEGAN_CONV_WGRAD', 'fast')
+    r = run('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert "SEMSTYLEGAN_CONV_WGRAD='fast' is not a weight-gradient form" in r.stderr
