@@ -19,8 +19,8 @@ from fastcore.basics import patch
 from .generator import Generator, ModelConfig, preset, PRESETS
 from .discriminator import DualBranchDiscriminator
 from .latent import mix_regions
-from .checkpoint import (generator_ours_to_official, atomic_write, safe_load, load_checkpoint, save_checkpoint,
-                                    CheckpointError)
+from .checkpoint import (generator_ours_to_official, atomic_write, safe_load, load_checkpoint,
+                                    save_checkpoint, CheckpointError)
 from .data import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
@@ -278,8 +278,10 @@ def to_dtype(self:Trainer, dtype):
     for m in (self.G, self.D, self.G_ema): m.to(dtype)
     return self
 
-@patch(as_prop=True)
-def dtype(self:Trainer): return next(self.G.parameters()).dtype
+@patch
+def dtype(self:Trainer):
+    "The dtype of the models' parameters."
+    return next(self.G.parameters()).dtype
 
 # %% ../nbs/12_train.ipynb #1fb53026
 @patch
@@ -301,7 +303,7 @@ def draw(self:Trainer, phase, n_rank):
 
 @patch
 def _random_draw(self:Trainer, phase, N):
-    g, dev, K, dtype = self.rng, self.device, self.cfg.n_classes, self.dtype
+    g, dev, K, dtype = self.rng, self.device, self.cfg.n_classes, self.dtype()
     z = torch.randn(2, N, self.cfg.style_dim, generator=g, device=dev, dtype=dtype)
     mix = torch.rand(N if self.tc.mixing_per_sample else 1, generator=g, device=dev) < self.tc.mixing
     choice = torch.randint(0, 3, (N, K), generator=g, device=dev) * mix[:, None]
@@ -529,7 +531,7 @@ def g_trainable(self:Trainer):
 def train_step(self:Trainer, batch):
     "One full step on a uint8 batch (this process's share); returns a dict of loss tensors."
     tc, stats = self.tc, {}
-    real_img, real_mask = (t if t is None else t.to(self.dtype)
+    real_img, real_mask = (t if t is None else t.to(self.dtype())
                            for t in to_model_inputs(batch, self.cfg.n_classes, self.device))
     self.G.requires_grad_(False)
     self.d_main(real_img, real_mask, stats)
