@@ -104,6 +104,7 @@ def _wanted(ctx, j):
 
 def _output_padding(big, small, k, s, p): return [big[d] - ((small[d] - 1) * s - 2 * p + k[d]) for d in (0, 1)]
 
+# %% ../nbs/01_layers.ipynb #cnv00fn2
 class _Conv(torch.autograd.Function):
     "`conv2d` (mode 'conv'), its transpose ('convT') and its weight gradient ('wgrad'), differentiated into each other."
     @staticmethod
