@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from .generator import Generator
 from .latent import WPlus
-from .checkpoint import load_checkpoint, atomic_write, pretrained_path
+from .core import atomic_write
+from .checkpoint import load_checkpoint, pretrained_path
 from .edit import component_buildup
 from .viz import image_mask_grid, make_grid, to_uint8, colorize, save_image
 from .train import train_config, Run, read_metrics, plot_losses

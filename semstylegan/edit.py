@@ -9,8 +9,7 @@ __all__ = ['CODES_FORMAT', 'GROUPS', 'EDIT_ATTRIBUTES', 'ATTRIBUTE_REGIONS', 'co
            'pyramid_l1', 'invert', 'invert_background', 'composite_features', 'AttributeClassifier',
            'train_attribute_classifier', 'attribute_report', 'check_classifier', 'attribute_classifier_path',
            'save_attribute_classifier', 'load_attribute_classifier', 'label_samples', 'fit_boundary', 'edit_codes',
-           'edit_curve', 'plot_edit_curve', 'cmd_components', 'cmd_interpolate', 'cmd_mix', 'cmd_invert', 'cmd_edit',
-           'add_edit_parsers']
+           'edit_curve', 'plot_edit_curve', 'read_photos']
 
 # %% ../nbs/15_edit.ipynb #6e673d28
 import argparse, copy, json, math, os, sys
@@ -23,7 +22,8 @@ from .latent import WPlus
 from .generator import GeneratorOutput
 from .metrics import region_change
 from .layers import make_coords, transform_coords
-from .checkpoint import atomic_write, safe_load, CheckpointError
+from .core import atomic_write, CheckpointError
+from .checkpoint import safe_load
 from .viz import to_uint8, from_uint8, colorize, make_grid, save_image, depth_image
 
 # %% ../nbs/15_edit.ipynb #dacf0253
@@ -474,43 +474,8 @@ def plot_edit_curve(rows, attr, region, path=None, ax=None):
     if path: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
-# %% ../nbs/15_edit.ipynb #22504c53
-def _codes_arg(args, G, n_default=1):
-    if getattr(args, 'codes', None): return load_codes(args.codes, G)
-    seeds = args.seeds if args.seeds else list(range(n_default))
-    return codes_from_seeds(G, seeds, args.truncation)
-
-def cmd_components(args, G):
-    wp = _codes_arg(args, G)
-    for i in range(len(wp)):
-        grid, titles = component_buildup(G, wp.codes[i:i + 1])
-        save_image(grid, args.out / f'components_{i:02d}.png')
-    return f'{len(wp)} build-up grids ({" | ".join(titles)})'
-
-def cmd_interpolate(args, G):
-    wp = _codes_arg(args, G, 2)
-    if len(wp) < 2: raise ValueError('interpolate needs at least two codes (--seeds A B ... or a --codes file with 2+)')
-    keys = [WPlus(wp.codes[i:i + 1], G.layout) for i in range(len(wp))]
-    regions = args.regions or None
-    if len(keys) == 2 and args.method != 'spline':
-        frames = interpolate_codes(keys[0], keys[1], args.steps, regions, args.kind, args.method, G.mean_w())
-    else:
-        frames = spline_codes(keys, args.steps, regions, args.kind)
-    imgs = render_frames(G, frames)
-    save_image(make_grid(imgs, min(len(imgs), 8)), args.out / 'interpolation.png')
-    if args.gif: save_frames(imgs, args.out / 'interpolation.gif', args.fps)
-    if args.mp4: save_frames(imgs, args.out / 'interpolation.mp4', args.fps)
-    save_codes(args.out / 'interpolation_codes.pt', WPlus(torch.cat([f.codes for f in frames]), G.layout))
-    return f'{len(frames)} frames of {", ".join(regions) if regions else "every region"} ({args.kind})'
-
-def cmd_mix(args, G):
-    targets = _codes_arg(args, G, 3)
-    donors = codes_from_seeds(G, args.donors or [100, 101, 102], args.truncation)
-    save_image(mix_grid(G, targets, donors, args.regions or ['hair'], args.kind), args.out / 'mix.png')
-    return f'{len(targets)} targets x {len(donors)} donors, {args.regions or ["hair"]} ({args.kind})'
-
 # %% ../nbs/15_edit.ipynb #b7227590
-def _read_photos(files, size, skip_bad=False):
+def read_photos(files, size, skip_bad=False):
     "Files read, their photos as a (N,3,size,size) batch in [-1,1], and the `DataError`s of the files skipped."
     from PIL import Image
     from semstylegan.data import read_image, DataError
@@ -525,169 +490,3 @@ def _read_photos(files, size, skip_bad=False):
         photos.append(torch.from_numpy(np.array(im)).permute(2, 0, 1))
     if not photos: raise ValueError(f'none of the {len(files)} images could be read; the first: {skipped[0]}')
     return read, from_uint8(torch.stack(photos)), skipped
-
-# %% ../nbs/15_edit.ipynb #9cc202aa
-def cmd_invert(args, G):
-    from semstylegan.data import image_files
-    files, x, skipped = _read_photos(image_files(args.images), G.cfg.size, args.skip_bad)
-    for e in skipped: print(f'semstylegan invert: skipped {e}', file=sys.stderr)
-    lp = None
-    if args.lpips or os.environ.get('SEMSTYLEGAN_ALEXNET'):
-        from semstylegan.metrics import load_lpips
-        lp = load_lpips(args.lpips, next(G.parameters()).device)
-    enc = _encoder_arg(args, G)
-    steps = args.steps if args.steps is not None else (0 if enc else 400)
-    codes, recon, masks = [], [], []
-    for i in range(0, len(x), args.batch):
-        r = _invert_batch(G, x[i:i + args.batch], enc, steps, args, lp)
-        codes.append(r['wplus'].cpu()); recon.append(r['image'].cpu()); masks.append(r['mask'].cpu())
-    recon, masks = torch.cat(recon), torch.cat(masks)
-    (args.out / 'recon').mkdir(parents=True, exist_ok=True)
-    for f, im in zip(files, recon): save_image(to_uint8(im), args.out / 'recon' / f'{f.stem}.png')
-    save_codes(args.out / 'codes.pt', WPlus(torch.cat(codes), G.layout), files=[str(f) for f in files])
-    triples = zip(to_uint8(x), to_uint8(recon), colorize(masks, G.cfg.n_classes))
-    tiles = torch.stack([t for triple in triples for t in triple])
-    save_image(make_grid(tiles, 3 * min(4, len(files))), args.out / 'inversion.png')
-    mse = F.mse_loss(recon, x).item()
-    skip = f', skipped {len(skipped)} unreadable' if skipped else ''
-    how = ('encoder' if enc else '') + (' + ' if enc and steps else '') + (f'{steps} steps' if steps else '')
-    return (f'inverted {len(files)} images{skip} ({how}), MSE {mse:.4f} '
-            f'({"LPIPS" if lp else "pyramid-L1 fallback"}); codes in {args.out / "codes.pt"}')
-
-def _encoder_arg(args, G):
-    "The encoder of `--encoder` (a file, a train-encoder folder, or 'tiny': the shipped one) on G's device, or None."
-    if not args.encoder: return None
-    from semstylegan.encoder import load_encoder
-    from semstylegan.checkpoint import pretrained_path
-    path = pretrained_path('tiny-synthetic-encoder') if args.encoder == 'tiny' else args.encoder
-    return load_encoder(path, G).to(next(G.parameters()).device)
-
-# %% ../nbs/15_edit.ipynb #71198e7f
-def _invert_batch(G, x, enc, steps, args, lp):
-    "The encoder alone (steps=0), optimisation alone (no encoder), or the encoder as the optimisation's start."
-    init = None
-    if enc is not None:
-        from semstylegan.encoder import encode
-        with torch.no_grad(): o = encode(enc, G, x.to(next(G.parameters())))
-        if not steps and not args.pti_steps: return dict(wplus=o.wplus, image=o.image, mask=o.mask)
-        init = o.wplus
-    return invert(G, x, steps, args.lr, lpips=lp, pti_steps=args.pti_steps, init=init, progress=not args.quiet)
-
-def _edit_classifier(args, G):
-    "`--clf`, else the shipped classifier when it covers the attribute at the model's size, else one trained here."
-    shipped = attribute_classifier_path()
-    path = args.clf or (shipped if shipped.is_file() else None)
-    if path:
-        clf = load_attribute_classifier(path)
-        if args.attr in clf.attrs and clf.size == G.cfg.size: return clf, attribute_report(clf, clf.size)
-        if args.clf:
-            raise ValueError(f'{path}: a {clf.size} px classifier of {", ".join(clf.attrs)}, but the model is '
-                             f'{G.cfg.size} px and the edit needs {args.attr}; give another --clf or none')
-    return train_attribute_classifier((args.attr,), G.cfg.size, args.clf_steps, progress=not args.quiet)
-
-def cmd_edit(args, G):
-    if args.text:
-        from semstylegan.text import cmd_text_edit
-        return cmd_text_edit(args, G)
-    wp = _codes_arg(args, G, 4)
-    clf, report = _edit_classifier(args, G)
-    check_classifier(report, [args.attr])
-    regions = None if args.regions == ['all'] else (args.regions or [ATTRIBUTE_REGIONS[args.attr]])
-    method = _styleflow_edits if args.method == 'styleflow' else _boundary_edits
-    edits, record, how = method(args, G, clf, wp, regions)
-    tiles = torch.stack([render(G, e)[0] for e in edits], 1)
-    save_image(make_grid(tiles.flatten(0, 1), len(edits)), args.out / f'edit_{args.attr}.png')
-    record.update(attr=args.attr, method=args.method, classifier_accuracy=report[args.attr]['accuracy'])
-    torch.save(record, args.out / f'direction_{args.attr}.pt')
-    where = ", ".join(regions) if regions else "all codes"
-    return f"{args.attr}: classifier accuracy {record['classifier_accuracy']:.3f}, {how}; edited {where}"
-
-# %% ../nbs/15_edit.ipynb #4cd3682f
-def _boundary_edits(args, G, clf, wp, regions):
-    "InterFaceGAN: a boundary in W from labelled samples; the codes moved along its normal by each of `--alphas`."
-    w, probs = label_samples(G, clf, args.samples)
-    d, bacc = fit_boundary(w, probs[:, clf.attrs.index(args.attr)])
-    edits = [edit_codes(wp, d, a, regions, args.kind) for a in args.alphas]
-    return edits, dict(direction=d, boundary_accuracy=bacc, alphas=args.alphas), f'boundary accuracy {bacc:.3f}'
-
-def _styleflow_edits(args, G, clf, wp, regions):
-    "StyleFlow: the attribute set to each of `--values` through the conditional flow (shipped, `--flow`, or trained)."
-    from semstylegan.flow import flow_for, flow_edit, attribute_probs
-    flow = flow_for(G, clf, args.flow, progress=not args.quiet)
-    source = attribute_probs(G, clf, wp)
-    edits = [flow_edit(G, flow, clf, wp, args.attr, v, regions, args.kind, source) for v in args.values]
-    return edits, dict(values=args.values, flow=flow.info.get('source')), f"{flow.info.get('source')} flow"
-
-def _count(v):
-    if not v.isdigit(): raise argparse.ArgumentTypeError(f'expected a whole number of steps (0 or more), got {v!r}')
-    return int(v)
-
-# %% ../nbs/15_edit.ipynb #7958d59d
-def add_edit_parsers(sub):
-    from semstylegan.cli import _positive
-    def common(s, seeds=True):
-        s.add_argument('--ckpt', help='checkpoint (ours or official; default: the shipped tiny model)')
-        if seeds:
-            s.add_argument('--seeds', type=int, nargs='+', help='seeds of the codes (default 0..)')
-            s.add_argument('--codes', help='a codes file instead of seeds (ours, or official W / W+ .pt)')
-        s.add_argument('--truncation', type=float, default=0.7)
-        s.add_argument('--out', type=Path, default=Path('out'), help='output folder (default ./out)')
-        s.add_argument('--device', default=None); s.add_argument('-q', '--quiet', action='store_true')
-    def regions(s):
-        s.add_argument('--regions', nargs='+', help='classes or groups (face = skin eyes brows mouth nose)')
-        s.add_argument('--kind', default='both', choices=['shape', 'texture', 'both'])
-    s = sub.add_parser('components', help='component-wise synthesis with pseudo-depths')
-    common(s)
-    s.set_defaults(fn=_run_edit(cmd_components))
-    s = sub.add_parser('interpolate', help='interpolate chosen regions between codes (grid, GIF, MP4)')
-    common(s)
-    regions(s)
-    s.add_argument('--steps', type=_positive, default=8)
-    s.add_argument('--method', default='linear', choices=['linear', 'slerp', 'spline'])
-    s.add_argument('--gif', action='store_true'); s.add_argument('--mp4', action='store_true')
-    s.add_argument('--fps', type=_positive, default=12)
-    s.set_defaults(fn=_run_edit(cmd_interpolate))
-    s = sub.add_parser('mix', help='local style mixing grid: targets x donors for chosen regions')
-    common(s)
-    regions(s)
-    s.add_argument('--donors', type=int, nargs='+', help='donor seeds'); s.set_defaults(fn=_run_edit(cmd_mix))
-    s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
-    s.add_argument('images', help='an image or a folder of images')
-    s.add_argument('--steps', type=_count, help='optimisation steps (default 400; 0 with --encoder)')
-    s.add_argument('--encoder', help="an encoder (a file, a train-encoder folder, or 'tiny' for the shipped one): "
-                                     'its codes alone, or the start of --steps')
-    s.add_argument('--lr', type=float, default=0.1); s.add_argument('--batch', type=_positive, default=4)
-    s.add_argument('--pti-steps', type=int, default=0, help='pivotal tuning steps after inversion (default 0)')
-    s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
-    s.add_argument('--skip-bad', action='store_true', help='skip unreadable images (listed on stderr), do not stop')
-    s.set_defaults(fn=_run_edit(cmd_invert))
-    s = sub.add_parser('edit', help="attribute edit restricted to regions (default: the attribute's own region; "
-                                    "'all': every code)")
-    common(s)
-    regions(s)
-    s.add_argument('--attr', '--attribute', default='smiling', choices=EDIT_ATTRIBUTES, help='(default smiling)')
-    s.add_argument('--method', default='interfacegan', choices=['interfacegan', 'styleflow'],
-                   help='interfacegan: a boundary in W (default); styleflow: a conditional flow (semstylegan[flow])')
-    s.add_argument('--alphas', type=float, nargs='+', default=[-4, -2, 0, 2, 4], help='interfacegan: steps along it')
-    s.add_argument('--values', type=float, nargs='+', default=[0, 0.25, 0.5, 0.75, 1],
-                   help='styleflow: the asked attribute probabilities')
-    s.add_argument('--flow', help='styleflow: a flow file (default: the shipped one when it fits, else one trained)')
-    s.add_argument('--clf', help='attribute classifier file (default: the shipped one when it fits the model)')
-    s.add_argument('--clf-steps', type=_positive, default=1500, help='steps when a classifier must be trained (1500)')
-    s.add_argument('--samples', type=_positive, default=2000)
-    s.set_defaults(fn=_run_edit(cmd_edit))
-    from semstylegan.text import add_text_args
-    add_text_args(s)
-
-# %% ../nbs/15_edit.ipynb #aa6b18ae
-def _run_edit(fn):
-    def run(args):
-        from semstylegan.checkpoint import load_generator
-        from semstylegan.checkpoint import pretrained_path
-        from semstylegan.train import resolve_device
-        device = resolve_device(args.device)
-        G = load_generator(args.ckpt or pretrained_path()).eval().to(device)
-        args.out.mkdir(parents=True, exist_ok=True)
-        msg = fn(args, G)
-        if not args.quiet: print(msg)
-    return run

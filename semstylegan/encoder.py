@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ENCODER_FORMAT', 'SETTINGS', 'Encoder', 'fit_encoder_to', 'mean_start', 'encode', 'sample_codes', 'encoder_loss',
            'save_encoder', 'load_encoder', 'check_encoder', 'real_photos', 'EncoderRun', 'reconstruction_grid',
-           'add_encoder_parser', 'cmd_train_encoder', 'inversion_scores', 'compare_inversions']
+           'inversion_scores', 'compare_inversions']
 
 # %% ../nbs/18_encoder.ipynb #cc4c3832
 import json, math, time
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .latent import mix_regions
 from .edit import pyramid_l1
-from .checkpoint import atomic_write, CheckpointError
+from .core import atomic_write, CheckpointError
 from .viz import from_uint8, to_uint8, colorize, make_grid, save_image
 
 # %% ../nbs/18_encoder.ipynb #4a89d43e
@@ -173,11 +173,11 @@ def real_photos(spec, size):
     folder made by `semstylegan prepare` (its train split), or a folder of images (read once into memory).
     Returns (number of photos, `fetch(indices)` -> uint8 (n,3,S,S))."""
     from semstylegan.data import SYNTHETIC_SPECS, open_dataset, image_files
-    from semstylegan.edit import _read_photos
+    from semstylegan.edit import read_photos
     if str(spec) in SYNTHETIC_SPECS or (Path(spec) / 'manifest.json').is_file():
         ds = open_dataset(spec, size, flip=False)
         return ds.n, lambda idx: ds[list(idx)]['image']
-    _, photos, _ = _read_photos(image_files(spec), size)
+    _, photos, _ = read_photos(image_files(spec), size)
     photos = to_uint8(photos)
     return len(photos), lambda idx: photos[list(idx)]
 
@@ -253,8 +253,8 @@ def train_step(self:EncoderRun):
 def fit(self:EncoderRun, steps=None, minutes=None):
     "Train until `steps` in all or for `minutes`; returns the last logged record."
     from tqdm.auto import tqdm
-    from semstylegan.train import _check_length
-    _check_length(steps, minutes)
+    from semstylegan.train import check_length
+    check_length(steps, minutes)
     steps = steps or 2000
     t_stop = time.time() + 60 * minutes if minutes else None
     bar = tqdm(total=None if minutes else steps, initial=self.step, disable=not self.progress, unit='step')
@@ -312,40 +312,6 @@ def reconstruction_grid(photos, o, n_classes):
     "Rows of photos, their reconstructions and the reconstructions' masks (uint8 grid)."
     rows = [to_uint8(photos.float().cpu()), to_uint8(o.image.float().cpu()), colorize(o.mask.cpu(), n_classes)]
     return make_grid(torch.cat(rows), len(photos))
-
-# %% ../nbs/18_encoder.ipynb #3dfec9a6
-def add_encoder_parser(sub):
-    "`semstylegan train-encoder`."
-    from semstylegan.cli import _positive
-    s = sub.add_parser('train-encoder', help='train an encoder into W+ for a generator (resumable)',
-                       description='Train a ReStyle-style encoder for a frozen generator on its own samples (code, '
-                                   'image and mask losses) and optionally on real photos (image loss). Checkpoints, '
-                                   'metrics, sample grids and encoder.safetensors go to --out.')
-    s.add_argument('--ckpt', help='the generator (ours or official; default: the shipped tiny model)')
-    s.add_argument('--out', type=Path, required=True, help='run folder')
-    s.add_argument('--real', help="real photos too: 'synthetic', a prepared folder or a folder of images")
-    s.add_argument('--steps', type=_positive, help='steps in all (default 2000)')
-    s.add_argument('--minutes', type=float, help='wall-clock minutes instead of --steps')
-    s.add_argument('--resume', action='store_true', help='continue the run in --out')
-    for k in ('batch', 'iterations', 'seed', 'ckpt_every'):
-        s.add_argument(f'--{k.replace("_", "-")}', type=int, help=f'(default {SETTINGS[k]})')
-    s.add_argument('--lr', type=float, help=f'(default {SETTINGS["lr"]})')
-    s.add_argument('--device', default=None)
-    s.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
-    s.set_defaults(fn=cmd_train_encoder)
-
-# %% ../nbs/18_encoder.ipynb #8636af68
-def cmd_train_encoder(args):
-    from semstylegan.checkpoint import load_generator, pretrained_path
-    from semstylegan.train import resolve_device
-    device = resolve_device(args.device)
-    path = args.ckpt or pretrained_path()
-    G = load_generator(path)
-    log = (lambda *a: None) if args.quiet else print
-    run = EncoderRun(G, args.out, args.resume, path, device, log, not args.quiet, real=args.real, batch=args.batch,
-                     iterations=args.iterations, seed=args.seed, ckpt_every=args.ckpt_every, lr=args.lr)
-    rec = run.fit(args.steps, args.minutes)
-    log(f'{args.out / "encoder.safetensors"}: step {run.step}, image loss {rec.get("image", float("nan")):.4f}')
 
 # %% ../nbs/18_encoder.ipynb #5814de49
 def inversion_scores(o, photos, masks=None, lpips=None):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from .metrics import region_change
-from .checkpoint import atomic_write, diagnose_file, CheckpointError
+from .core import atomic_write, diagnose_file, CheckpointError
 from .edit import codes_from_seeds, label_samples, region_classes, region_slots
 
 # %% ../nbs/19_styleflow.ipynb #c8097c13

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['CONV', 'FIR_FORMS', 'FIR', 'FIR_CHOICES', 'fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d',
            'conv_weight_grad', 'conv_kind', 'conv2d', 'conv_transpose2d', 'make_kernel', 'upfirdn2d_direct',
-           'upfirdn2d_fold', 'upfirdn2d_taps', 'use_fir', 'fir_report', 'upfirdn2d', 'Blur', 'Upsample',
-           'modulated_conv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords', 'transform_coords',
+           'upfirdn2d_fold', 'upfirdn2d_taps', 'check_fir_form', 'use_fir', 'fir_report', 'upfirdn2d', 'Blur',
+           'Upsample', 'modulated_conv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords', 'transform_coords',
            'FourierEmbedding']
 
 # %% ../nbs/01_layers.ipynb #606daf53
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from .core import time_fn
 
 # %% ../nbs/01_layers.ipynb #1141878c
 def fused_leaky_relu(x, bias=None, negative_slope=0.2, scale=math.sqrt(2)):
@@ -228,7 +229,8 @@ def upfirdn2d_taps(x, kernel, up=1, down=1, pad=(0, 0)):
 # %% ../nbs/01_layers.ipynb #249f19c8
 FIR_FORMS = dict(conv=upfirdn2d_direct, fold=upfirdn2d_fold, taps=upfirdn2d_taps)
 
-def _checked_form(name, source='SEMSTYLEGAN_FIR'):
+def check_fir_form(name, source='SEMSTYLEGAN_FIR'):
+    "`name` if it is a FIR form or 'auto'; a ValueError naming `source` and the choices otherwise."
     if name != 'auto' and name not in FIR_FORMS:
         raise ValueError(f"{source}={name!r} is not a FIR form: use one of auto, {', '.join(FIR_FORMS)}")
     return name
@@ -240,18 +242,17 @@ FIR_CHOICES = {}       # (device, dtype, shape, channels last, up, down, pad, ke
 def use_fir(name):
     "Run every FIR filter in form `name` ('auto', 'conv', 'fold' or 'taps') inside the block."
     old = FIR['form']
-    FIR['form'] = _checked_form(name, 'use_fir')
+    FIR['form'] = check_fir_form(name, 'use_fir')
     try: yield
     finally: FIR['form'] = old
 
 # %% ../nbs/01_layers.ipynb #cc2d403b
 def _fir_form(x, kernel, up, down, pad):
     "The function that runs this filter: the setting, or under 'auto' the fastest form for this case on a timed device."
-    if FIR['form'] != 'auto': return FIR_FORMS[_checked_form(FIR['form'])]
+    if FIR['form'] != 'auto': return FIR_FORMS[check_fir_form(FIR['form'])]
     if x.device.type not in FIR['timed'] or torch.compiler.is_compiling(): return upfirdn2d_direct
     key = (x.device, x.dtype, tuple(x.shape), _channels_last(x), up, down, pad, tuple(kernel.shape))
     if key not in FIR_CHOICES:
-        from semstylegan.bench import time_fn          # chapter 8's timer (imported here: it builds on this module)
         FIR_CHOICES[key] = {n: time_fn(lambda: f(x, kernel, up, down, pad), device=x.device)
                             for n, f in FIR_FORMS.items()}
     times = FIR_CHOICES[key]

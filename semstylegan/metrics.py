@@ -8,8 +8,7 @@ __all__ = ['INCEPTION_FILE', 'INCEPTION_ENV', 'INCEPTION_URL', 'ALEXNET_FILE', '
            'generator_batches', 'data_batches', 'source_key', 'compute_features', 'dataset_stats', 'fid_from_features',
            'kid_from_features', 'inception_score', 'evaluate_quality', 'load_lpips', 'region_change', 'locality',
            'locality_table', 'plot_locality', 'Segmenter', 'confusion', 'iou_from_confusion', 'train_segmenter',
-           'segmenter_accuracy', 'mask_consistency', 'save_segmenter', 'load_segmenter', 'add_eval_args', 'cmd_eval',
-           'plot_ious']
+           'segmenter_accuracy', 'mask_consistency', 'save_segmenter', 'load_segmenter', 'plot_ious']
 
 # %% ../nbs/14_metrics.ipynb #ce922052
 import hashlib, json, math, os, sys
@@ -436,80 +435,6 @@ def load_segmenter(path):
     if cfg.get('kind') != 'segmenter': raise CheckpointError(f'{path}: not a segmenter checkpoint')
     net = Segmenter(cfg['n_classes'], cfg['width']); net.load_state_dict(obj['segmenter'])
     return net.eval()
-
-# %% ../nbs/14_metrics.ipynb #1528a274
-def add_eval_args(p):
-    from semstylegan.cli import _positive
-    p.add_argument('metric', choices=['fid', 'kid', 'is', 'locality', 'masks'])
-    p.add_argument('ckpt', help='a checkpoint (ours or official), or for fid/kid/is a folder of generated images')
-    p.add_argument('--data', default='synthetic',
-                   help="real data: 'synthetic' (default), a prepared folder or a folder of images")
-    p.add_argument('--out', type=Path, default=Path('eval'), help='output folder (default ./eval)')
-    p.add_argument('--num', type=_positive,
-                   help='samples: 50000 for fid/kid/is (the paper), 256 for locality and masks')
-    p.add_argument('--num-real', type=_positive, help='real images for the statistics (default: the whole split)')
-    p.add_argument('--batch', type=_positive, default=32); p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--truncation', type=float, default=1.0, help='psi (default 1.0, as the paper)')
-    p.add_argument('--inception', help=f'Inception weights {INCEPTION_FILE} (or ${INCEPTION_ENV})')
-    p.add_argument('--lpips',
-                   help=f'AlexNet weights {ALEXNET_FILE} for LPIPS in locality (or ${ALEXNET_ENV}); optional')
-    p.add_argument('--baseline', help='locality: a shared-code baseline checkpoint to compare with')
-    p.add_argument('--mode', default='resample', choices=['resample', 'swap', 'interpolate'], help='locality: the edit')
-    p.add_argument('--segmenter', help='masks: a segmenter saved by an earlier run (default: train one)')
-    p.add_argument('--seg-steps', type=_positive, default=1500, help='masks: segmenter training steps (default 1500)')
-    p.add_argument('--stand-in', action='store_true',
-                   help='fid/kid/is: the tiny stand-in extractor instead of Inception (tests only)')
-    p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
-    p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
-
-# %% ../nbs/14_metrics.ipynb #66b72d57
-def cmd_eval(args):
-    "Run one evaluation and write OUT/<metric>.json (+ figures); prints the headline numbers."
-    from semstylegan.train import resolve_device
-    device = resolve_device(args.device)
-    prog = not args.quiet
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    src = Path(args.ckpt)
-    if not src.exists(): raise CheckpointError(f'{src}: no such checkpoint or folder')
-    fake = src if src.is_dir() else load_generator(src).eval().to(device)
-    if src.is_dir() and args.metric not in ('fid', 'kid', 'is'):
-        raise ValueError(f'{args.metric} needs a checkpoint, got the folder {src}')
-    if args.metric in ('fid', 'kid', 'is'):
-        ext = (TinyExtractor() if args.stand_in else InceptionExtractor(args.inception, device)).to(device)
-        res = evaluate_quality([args.metric], fake, args.data, ext, num=args.num or 50_000, batch=args.batch,
-                               seed=args.seed, truncation=args.truncation, num_real=args.num_real, device=device,
-                               progress=prog)
-        head = f"{args.metric} {res[args.metric]:.4f}" + (f" ± {res['is_std']:.4f}" if args.metric == 'is' else '')
-    elif args.metric == 'locality':
-        lp = load_lpips(args.lpips, device) if (args.lpips or os.environ.get(ALEXNET_ENV)) else None
-        kw = dict(n=args.num or 256, batch=args.batch, seed=args.seed, truncation=args.truncation, mode=args.mode,
-                  lpips=lp, progress=prog)
-        res = locality(fake, **kw)
-        base = locality(load_generator(args.baseline).eval().to(device), **kw) if args.baseline else None
-        if base: res['baseline'] = base
-        (out / 'locality.md').write_text(locality_table(res, baseline=base) + '\n')
-        plot_locality(res, out / 'locality.png', baseline=base)
-        o = res['overall']['both']
-        head = (f"locality: outside L1 {o['out_l1']:.4f}, inside L1 {o['in_l1']:.4f}, "
-                f"leak ratio {o['leak_ratio']:.3f}"
-                + (f" (baseline {base['overall']['both']['leak_ratio']:.3f})" if base else ''))
-    else:
-        size = fake.cfg.size
-        if args.segmenter: net = load_segmenter(args.segmenter).to(device)
-        else:
-            net = train_segmenter(args.data, size, args.seg_steps, n_classes=fake.cfg.n_classes, device=device,
-                                  progress=prog)
-            save_segmenter(net, out / 'segmenter.safetensors', data=str(args.data), size=size, steps=args.seg_steps)
-        names = list(fake.cfg.class_names)
-        res = dict(segmenter_on_real=segmenter_accuracy(net, args.data, size, names=names),
-                   generated=mask_consistency(fake, net, args.num or 256, args.batch, args.seed, args.truncation,
-                                              device))
-        plot_ious(res, out / 'masks.png')
-        head = (f"masks: mIoU {res['generated']['miou']:.3f} "
-                f"(segmenter on real data {res['segmenter_on_real']['miou']:.3f})")
-    res.update(metric=args.metric, ckpt=str(src))
-    atomic_write(out / f'{args.metric}.json', lambda t: Path(t).write_text(json.dumps(res, indent=1)))
-    print(head)
 
 # %% ../nbs/14_metrics.ipynb #39141a07
 def plot_ious(res, path=None):

@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['CLIP_FORMAT', 'CLIP_ENV', 'CLIP_HINT', 'TINY_CLIP', 'HAIR_WORDS', 'ATTRIBUTE_PROMPTS', 'ClipModel', 'clip_loss',
            'tiny_clip', 'save_clip', 'clip_path', 'load_clip', 'text_edit', 'sequential_text_edits', 'face_phrases',
-           'caption', 'caption_token_ids', 'train_clip', 'auc', 'clip_report', 'edit_scores', 'parse_text_edits',
-           'add_text_args', 'cmd_text_edit']
+           'caption', 'caption_token_ids', 'train_clip', 'auc', 'clip_report', 'edit_scores', 'parse_text_edits']
 
 # %% ../nbs/20_text.ipynb #7d69abf9
 import json, math, os, re
@@ -15,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .latent import WPlus
-from .checkpoint import atomic_write, CheckpointError
+from .core import atomic_write, CheckpointError
 from .edit import region_slots, region_classes, render, save_codes
 from .viz import from_uint8, make_grid, save_image
 
@@ -336,34 +335,3 @@ def parse_text_edits(texts, regions=None, layout=None):
         if layout is not None: region_classes(layout, where)          # a clear KeyError for an unknown region
         edits.append((prompt, list(where), tuple(p for p in neg if p)))
     return edits
-
-def add_text_args(parser):
-    "Add the text-edit options to `parser` (the `edit` command's); does nothing when they are there already."
-    from semstylegan.cli import _positive
-    if any('--text' in a.option_strings for a in parser._actions): return parser
-    g = parser.add_argument_group('text edits (StyleCLIP optimisation of the regions\' codes; needs semstylegan[text])')
-    g.add_argument('--text', action='append', metavar="'[REGIONS:] PROMPT [| NEGATIVE ...]'",
-                   help="an edit described in words, e.g. 'hair: long hair | short hair'; repeat for edits in turn")
-    g.add_argument('--clip', help=f'CLIP weights: a file, or "tiny" for the shipped tiny CLIP (default ${CLIP_ENV})')
-    g.add_argument('--clip-model', default='ViT-B-32', help='the open_clip model of a --clip state dict (ViT-B-32)')
-    g.add_argument('--text-steps', type=_positive, default=60, help='optimisation steps per edit (default 60)')
-    g.add_argument('--text-lr', type=float, default=0.05, help='Adam learning rate (default 0.05)')
-    g.add_argument('--lambda-l2', type=float, default=0.01, help='weight of |w - w_start|^2 (default 0.01)')
-    return parser
-
-# %% ../nbs/20_text.ipynb #1adf2e4a
-def cmd_text_edit(args, G):
-    "`semstylegan edit --text ...`: the edits in turn, a grid (face, then each edit) and the final codes in `args.out`."
-    from semstylegan.edit import _codes_arg
-    edits = parse_text_edits(args.text, getattr(args, 'regions', None), G.layout)
-    clip = load_clip(args.clip, args.clip_model, next(G.parameters()).device)
-    wp = _codes_arg(args, G, 4)
-    kw = dict(steps=args.text_steps, lr=args.text_lr, lambda_l2=args.lambda_l2, kind=getattr(args, 'kind', 'both'))
-    states, histories = sequential_text_edits(G, clip, edits, wp, **kw)
-    tiles = torch.stack([render(G, s)[0] for s in states], 1)             # (N, edits + 1, 3, S, S)
-    save_image(make_grid(tiles.flatten(0, 1), len(states)), args.out / 'text_edit.png')
-    save_codes(args.out / 'text_codes.pt', states[-1], prompts=[e[0] for e in edits], regions=[e[1] for e in edits],
-               negatives=[list(e[2]) for e in edits], clip_history=histories)
-    done = '; '.join(f"'{p}' on {'+'.join(r)}: CLIP {h[0]:.3f} -> {h[-1]:.3f}"
-                     for (p, r, _), h in zip(edits, histories))
-    return f'{done}; grid in {args.out / "text_edit.png"}, codes in {args.out / "text_codes.pt"}'

@@ -83,7 +83,9 @@ def test_text_edit_lowers_clip_loss_and_leaves_other_regions_bit_identical(G, sm
 
 def test_sequential_edits_and_command(G, small, tmp_path, monkeypatch):
     import argparse
-    from semstylegan.edit import add_edit_parsers, load_codes
+    from semstylegan.cli.edit import add_edit_parsers
+    from semstylegan.cli.text import add_text_args, cmd_text_edit
+    from semstylegan.edit import load_codes
     states, hists = T.sequential_text_edits(G, small, [('long hair', 'hair'), ('open mouth', 'mouth', ['bald'])],
                                             codes_from_seeds(G, [3]), steps=3)
     assert len(states) == 3 and len(hists) == 2
@@ -93,16 +95,16 @@ def test_sequential_edits_and_command(G, small, tmp_path, monkeypatch):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest='command')
     add_edit_parsers(sub)
-    T.add_text_args(sub.choices['edit'])
+    add_text_args(sub.choices['edit'])
     args = parser.parse_args(['edit', '--seeds', '1', '--text', 'hair: long hair', '--clip', str(tmp_path / 'c.safetensors'),
                               '--text-steps', '2', '--out', str(tmp_path / 'out')])
     args.out.mkdir()
-    assert "'long hair' on hair: CLIP" in T.cmd_text_edit(args, G)
+    assert "'long hair' on hair: CLIP" in cmd_text_edit(args, G)
     assert load_codes(args.out / 'text_codes.pt', G).codes.shape == (1, 28, 64) and (args.out / 'text_edit.png').is_file()
     monkeypatch.delenv(T.CLIP_ENV, raising=False)
     args.clip = None
     with pytest.raises(FileNotFoundError, match=r'\$SEMSTYLEGAN_CLIP unset'):
-        T.cmd_text_edit(args, G)
+        cmd_text_edit(args, G)
 
 
 def test_cli_missing_clip_exits_1(tmp_path, monkeypatch, capsys):
