@@ -1,6 +1,6 @@
 """Execute documentation notebooks in place with their outputs and widget state (so readers see the explorers).
 
-    .venv/bin/python tools/execute_docs.py nbs/16_explore.ipynb
+    .venv/bin/python tools/execute_docs.py nbs/17_explore.ipynb
 
 nbclient stores the state of every widget model in the notebook's metadata (`store_widget_state`); `nbdev_clean`
 keeps it. Run `nbdev_clean` afterwards, as before any commit."""

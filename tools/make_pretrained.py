@@ -56,11 +56,11 @@ def encoder_section():
     path = ASSETS / f'{MAIN}-encoder.safetensors'
     if not path.is_file(): return ''
     info = load_encoder(path).info
-    rows = [f'### `{MAIN}-encoder`', '', 'The encoder into W+ of chapter 18 and `semstylegan invert --encoder` '
+    rows = [f'### `{MAIN}-encoder`', '', 'The encoder into W+ of chapter 14 and `semstylegan invert --encoder` '
             f"(ReStyle-style, {info['iterations']} iterations), trained for the model above by `{info['command']}` "
             f"({info['steps']:,} steps at batch {info['batch']}, {info['minutes']} min on {info['machine']}).",
             '', 'On 32 held-out synthetic faces (indices from 20,000, never seen in training); speed is measured '
-            'side by side in chapter 18, not here (this machine was shared while the table was made):', '',
+            'side by side in chapter 14, not here (this machine was shared while the table was made):', '',
             '| method | MSE | pyramid L1 | mask agreement |', '|---|---|---|---|']
     rows += [f"| {k} | {r['mse']:.4f} | {r['perceptual']:.4f} | {r['mask_agreement']:.3f} |"
              for k, r in info['table'].items()]
@@ -72,7 +72,7 @@ def clip_section():
     info = load_clip('tiny').info
     auc = ', '.join(f'{a} {v:.2f}' for a, v in info['auc'].items())
     return '\n'.join([f'### `{MAIN}-clip`', '',
-                      'The tiny CLIP of chapter 20 and `semstylegan edit --text ... --clip tiny`: an open_clip CLIP '
+                      'The tiny CLIP of chapter 16 and `semstylegan edit --text ... --clip tiny`: an open_clip CLIP '
                       '(a small ResNet image tower at 64 px, a 2-layer text tower over the '
                       f"{len(info['token_ids'])} word pieces of the captions) trained contrastively on synthetic faces "
                       f"and captions written from their attributes, by `{info['command']}` ({info['steps']:,} steps, "
@@ -83,7 +83,7 @@ def flow_section():
     if not flow_path().is_file(): return ''
     flow = load_flow()
     info, hp = flow.info, flow.hyper
-    return '\n'.join([f'### `{MAIN}-flow`', '', 'The conditional flow of chapter 19 and `semstylegan edit --method '
+    return '\n'.join([f'### `{MAIN}-flow`', '', 'The conditional flow of chapter 15 and `semstylegan edit --method '
                       f"styleflow` (zuko, {hp['transforms']} autoregressive transforms over w given the 8 attributes), "
                       f"fitted to {info['samples']:,} codes of the model labelled by the attribute classifier, by "
                       f"`{info['command']}` ({info['steps']:,} steps, {info['minutes']} min; labelling "
