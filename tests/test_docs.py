@@ -59,11 +59,16 @@ class Page(HTMLParser):
 
 
 def page_name(nb_path):
-    return CHAPTER_PREFIX.sub('', nb_path.name.lower()).removesuffix('.ipynb') + '.html'
+    "The page of a notebook, named from the site's root: `01_layers.ipynb` -> `layers.html`, `cli/00_args` -> `cli/args`."
+    name = CHAPTER_PREFIX.sub('', nb_path.name.lower()).removesuffix('.ipynb') + '.html'
+    folder = nb_path.parent.relative_to(NBS).as_posix()
+    return name if folder == '.' else f'{folder}/{name}'
 
 
 def chapter_notebooks(nbs=NBS):
-    return [p for p in sorted(nbs.glob('*.ipynb')) if p.name == 'index.ipynb' or CHAPTER_PREFIX.match(p.name)]
+    chapters = [p for p in nbs.rglob('*.ipynb') if p.name == 'index.ipynb' or CHAPTER_PREFIX.match(p.name)]
+    return sorted((p for p in chapters if not any(part.startswith(('_', '.')) for part in p.relative_to(nbs).parts)),
+                  key=lambda p: p.relative_to(nbs).as_posix())
 
 
 def leading_directives(source):
@@ -134,13 +139,24 @@ def test_internal_links_and_anchors_resolve(site):
     assert broken_links(site) == []
 
 
+def site_paths(site, page, refs):
+    "The relative links `refs` of `page` as paths from the site's root (links elsewhere left out)."
+    out = []
+    for ref in refs:
+        parts = urlsplit(ref)
+        target = (site / page).parent.joinpath(unquote(parts.path)).resolve()
+        if not parts.scheme and not parts.netloc and parts.path and target.is_relative_to(site.resolve()):
+            out.append(target.relative_to(site.resolve()).as_posix())
+    return out
+
+
 def test_navigation_lists_every_chapter_and_marks_the_current_one(built):
     site = built.out
     names = [page_name(p) for p in built.notebooks]
     for name in names:
         page = Page(site / name)
-        assert set(names) <= set(page.refs), name
-        assert page.current == [name]
+        assert set(names) <= set(site_paths(site, name, page.refs)), name
+        assert site_paths(site, name, page.current) == [name]
 
 
 def test_modidx_doc_links_resolve(site):
@@ -148,7 +164,7 @@ def test_modidx_doc_links_resolve(site):
     prefix = modidx['settings']['doc_host'] + modidx['settings']['doc_baseurl'] + '/'
     urls = {url for syms in modidx['syms'].values() for url, _ in syms.values()}
     assert urls
-    ids = {p.name: Page(p).ids for p in site.glob('*.html')}
+    ids = {p.relative_to(site).as_posix(): Page(p).ids for p in site.rglob('*.html')}
     missing = []
     for url in sorted(urls):
         name, _, anchor = url.removeprefix(prefix).partition('#')

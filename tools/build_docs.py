@@ -82,14 +82,24 @@ class Chapter:
     nb: nbformat.NotebookNode
 
 
-def page_name(nb_path):
-    "nbdev's page for a notebook: `01_layers.ipynb` -> `layers.html`."
-    return CHAPTER_PREFIX.sub('', nb_path.name.lower()).removesuffix('.ipynb') + '.html'
+def page_name(nb_path, nbs=None):
+    "nbdev's page for a notebook: `01_layers.ipynb` -> `layers.html`, `cli/00_args.ipynb` -> `cli/args.html`."
+    name = CHAPTER_PREFIX.sub('', nb_path.name.lower()).removesuffix('.ipynb') + '.html'
+    folder = nb_path.parent.relative_to(nbs).as_posix() if nbs is not None else '.'
+    return name if folder == '.' else f'{folder}/{name}'
+
+
+def relative(page, current):
+    "The link from page `current` to page (or file) `page`, both named from the site's root."
+    return '../' * current.count('/') + page
 
 
 def find_notebooks(nbs):
     "index.ipynb first, then the numbered chapters in order; scratch notebooks (`_*`) are skipped."
-    numbered = sorted(p for p in nbs.glob('*.ipynb') if CHAPTER_PREFIX.match(p.name))
+    def chapter(p):
+        parts = p.relative_to(nbs).parts
+        return CHAPTER_PREFIX.match(p.name) and not any(part.startswith(('_', '.')) for part in parts)
+    numbered = sorted((p for p in nbs.rglob('*.ipynb') if chapter(p)), key=lambda p: p.relative_to(nbs).as_posix())
     index = [nbs / 'index.ipynb'] if (nbs / 'index.ipynb').exists() else []
     return index + numbered
 
@@ -107,9 +117,9 @@ def first_heading(nb):
     return next(headings, None)
 
 
-def load_chapter(path):
+def load_chapter(path, nbs=None):
     nb = read_notebook(path)
-    return Chapter(path, page_name(path), first_heading(nb) or path.stem, nb)
+    return Chapter(path, page_name(path, nbs), first_heading(nb) or path.stem, nb)
 
 
 def split_directives(source):
@@ -183,21 +193,21 @@ def nav_html(chapters, current):
     items = []
     for chapter in chapters:
         mark = ' aria-current="page"' if chapter is current else ''
-        items.append(f'<li><a href="{chapter.page}"{mark}>{html.escape(chapter.title)}</a></li>')
+        items.append(f'<li><a href="{relative(chapter.page, current.page)}"{mark}>{html.escape(chapter.title)}</a></li>')
     return '<nav class="docs-nav" aria-label="Chapters"><ol>\n' + '\n'.join(items) + '\n</ol></nav>'
 
 
-def pager_link(chapter, rel, label):
+def pager_link(chapter, rel, label, current):
     "A previous/next link (`label` has `{}` for the title), or an empty placeholder at either end."
     if chapter is None:
         return '<span></span>'
-    return f'<a rel="{rel}" href="{chapter.page}">{label.format(html.escape(chapter.title))}</a>'
+    return f'<a rel="{rel}" href="{relative(chapter.page, current.page)}">{label.format(html.escape(chapter.title))}</a>'
 
 
 def pager_html(chapters, current):
     n = chapters.index(current)
-    prev_link = pager_link(chapters[n - 1] if n > 0 else None, 'prev', '&larr; {}')
-    next_link = pager_link(chapters[n + 1] if n + 1 < len(chapters) else None, 'next', '{} &rarr;')
+    prev_link = pager_link(chapters[n - 1] if n > 0 else None, 'prev', '&larr; {}', current)
+    next_link = pager_link(chapters[n + 1] if n + 1 < len(chapters) else None, 'next', '{} &rarr;', current)
     return f'<nav class="docs-pager" aria-label="Previous and next">{prev_link}{next_link}</nav>'
 
 
@@ -223,7 +233,8 @@ class Site:
         resources = {'metadata': {'name': title, 'path': str(chapter.source.parent)}, 'docs': docs}
         body, _ = self.exporter.from_notebook_node(prepare_notebook(chapter.nb), resources=resources)
         body = REFERENCE.sub(lambda m: m.group(1) + self.rewrite(m.group(2), chapter) + m.group(3), body)
-        (self.out / chapter.page).write_text(self.link_stylesheet(body), encoding='utf-8')
+        (self.out / chapter.page).parent.mkdir(parents=True, exist_ok=True)
+        (self.out / chapter.page).write_text(self.link_stylesheet(body, chapter.page), encoding='utf-8')
 
     def rewrite(self, ref, chapter):
         "A relative reference from the notebook, as seen from the site: notebook -> page, file -> copied asset."
@@ -233,9 +244,9 @@ class Site:
         target = (chapter.source.parent / parts.path).resolve()
         fragment = '#' + parts.fragment if parts.fragment else ''
         if target in self.pages:
-            return html.escape(self.pages[target] + fragment)
+            return html.escape(relative(self.pages[target], chapter.page) + fragment)
         if target.is_file() and target.is_relative_to(self.root):
-            return html.escape(self.copy_asset(target) + fragment)
+            return html.escape(relative(self.copy_asset(target), chapter.page) + fragment)
         print(f'build_docs: warning: {chapter.source}: {ref} does not resolve', file=sys.stderr)
         return ref
 
@@ -245,13 +256,13 @@ class Site:
         shutil.copyfile(path, self.out / relative)
         return relative.as_posix()
 
-    def link_stylesheet(self, page):
+    def link_stylesheet(self, page, current):
         "Move the page's <head> styles (the same for every page) into one shared stylesheet."
         head, end, body = page.partition('</head>')
         css = '\n'.join(HEAD_STYLE.findall(head))
         name = f'style-{hashlib.sha1(css.encode()).hexdigest()[:10]}.css'
         (self.out / name).write_text(css, encoding='utf-8')
-        link = f'<link rel="stylesheet" href="{name}">\n'
+        link = f'<link rel="stylesheet" href="{relative(name, current)}">\n'
         return HEAD_STYLE.sub('', head) + link + end + body
 
 
@@ -273,7 +284,7 @@ def build(nbs, out):
     notebooks = find_notebooks(nbs)
     if not notebooks:
         raise BuildError(f'{nbs}: no index.ipynb or numbered notebooks found')
-    chapters = [load_chapter(path) for path in notebooks]
+    chapters = [load_chapter(path, nbs) for path in notebooks]
     prepare_out(out)
     Site(nbs, out).build(chapters)
     return len(chapters)
