@@ -12,6 +12,7 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyReLU,
                                 FourierEmbedding, make_coords)
 from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT
@@ -64,33 +65,8 @@ class ModelConfig:
         self.transparent_classes = tuple(int(t) for t in self.transparent_classes)
         self.validate()
 
-    def validate(self):
-        def p2(v): return v >= 1 and (v & (v - 1)) == 0
-        errs = []
-        for f in ('size', 'coarse_size', 'min_feat_size'):
-            if not p2(getattr(self, f)): errs.append(f'{f}={getattr(self, f)} must be a power of 2')
-        if not 32 <= self.size <= 1024: errs.append(f'size={self.size} must be in 32..1024')
-        if not self.min_feat_size < self.coarse_size < self.size:
-            errs.append(f'need min_feat_size ({self.min_feat_size}) < coarse_size ({self.coarse_size}) '
-                        f'< size ({self.size})')
-        if self.n_classes < 2: errs.append(f'n_classes={self.n_classes} must be >= 2 (background + at least one class)')
-        if len(self.class_names) != self.n_classes:
-            errs.append(f'{len(self.class_names)} class_names for n_classes={self.n_classes}')
-        if not 0 <= self.base_layers <= self.depth_layers <= self.local_layers or self.depth_layers < 1:
-            errs.append(f'need 0 <= base_layers ({self.base_layers}) <= depth_layers ({self.depth_layers}) '
-                        f'<= local_layers ({self.local_layers}), depth_layers >= 1')
-        bad = [t for t in self.transparent_classes if not 0 < t < self.n_classes]
-        if bad: errs.append(f'transparent_classes {bad} outside 1..{self.n_classes - 1}')
-        if errs: raise ValueError('invalid ModelConfig: ' + '; '.join(errs))
-
     @property
     def layout(self): return LatentLayout(self.class_names, self.base_layers, self.depth_layers, self.local_layers)
-    def channels(self, res):
-        "Channel table of the render net and discriminator (as StyleGAN2, capped at `max_channels`)."
-        table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
-        c = table[res] if res <= 32 else table[res] * self.channel_multiplier
-        return min(c, self.max_channels)
-    def to_dict(self): return asdict(self)
     @classmethod
     def from_dict(cls, d):
         names = {f.name for f in dataclasses.fields(cls)}
@@ -105,16 +81,50 @@ class ModelConfig:
         if 'transparent_dims' not in a: kw['transparent_classes'] = ()
         kw.update({k: a[k] for k in _EXTENSIONS if k in a})  # our extensions, when a file we exported carries them
         return cls(**kw)
-    def to_official(self):
-        "Official `args` fields; our extensions are added only where they differ from the official model."
-        d = {theirs: getattr(self, ours) for ours, theirs in _OFFICIAL_NAMES.items()}
-        d['transparent_dims'] = list(d['transparent_dims'])
-        d.update({k: getattr(self, k) for k, v in _EXTENSIONS.items() if getattr(self, k) != v})
-        return d
     @property
     def official_compatible(self):
         "True when the official code can build this model (no extension in use)."
         return all(getattr(self, k) == v for k, v in _EXTENSIONS.items())
+
+# %% ../nbs/04_generator.ipynb #54e46cd2
+@patch
+def validate(self:ModelConfig):
+    def p2(v): return v >= 1 and (v & (v - 1)) == 0
+    errs = []
+    for f in ('size', 'coarse_size', 'min_feat_size'):
+        if not p2(getattr(self, f)): errs.append(f'{f}={getattr(self, f)} must be a power of 2')
+    if not 32 <= self.size <= 1024: errs.append(f'size={self.size} must be in 32..1024')
+    if not self.min_feat_size < self.coarse_size < self.size:
+        errs.append(f'need min_feat_size ({self.min_feat_size}) < coarse_size ({self.coarse_size}) '
+                    f'< size ({self.size})')
+    if self.n_classes < 2: errs.append(f'n_classes={self.n_classes} must be >= 2 (background + at least one class)')
+    if len(self.class_names) != self.n_classes:
+        errs.append(f'{len(self.class_names)} class_names for n_classes={self.n_classes}')
+    if not 0 <= self.base_layers <= self.depth_layers <= self.local_layers or self.depth_layers < 1:
+        errs.append(f'need 0 <= base_layers ({self.base_layers}) <= depth_layers ({self.depth_layers}) '
+                    f'<= local_layers ({self.local_layers}), depth_layers >= 1')
+    bad = [t for t in self.transparent_classes if not 0 < t < self.n_classes]
+    if bad: errs.append(f'transparent_classes {bad} outside 1..{self.n_classes - 1}')
+    if errs: raise ValueError('invalid ModelConfig: ' + '; '.join(errs))
+
+# %% ../nbs/04_generator.ipynb #8444ac6f
+@patch
+def channels(self:ModelConfig, res):
+    "Channel table of the render net and discriminator (as StyleGAN2, capped at `max_channels`)."
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    c = table[res] if res <= 32 else table[res] * self.channel_multiplier
+    return min(c, self.max_channels)
+
+@patch
+def to_dict(self:ModelConfig): return asdict(self)
+
+@patch
+def to_official(self:ModelConfig):
+    "Official `args` fields; our extensions are added only where they differ from the official model."
+    d = {theirs: getattr(self, ours) for ours, theirs in _OFFICIAL_NAMES.items()}
+    d['transparent_dims'] = list(d['transparent_dims'])
+    d.update({k: getattr(self, k) for k, v in _EXTENSIONS.items() if getattr(self, k) != v})
+    return d
 
 # %% ../nbs/04_generator.ipynb #c7a4d95b
 PRESETS = {
@@ -181,62 +191,70 @@ class LocalGenerators(nn.Module):
         self.depth_bias = nn.Parameter(torch.zeros(K - 1))
         self.conv_scale, self.mod_scale = 1 / math.sqrt(C), 1 / math.sqrt(D)
 
-    def styles(self, codes, classes=None):
-        "(N, K*L, D) expanded codes -> styles (K, L, N, C); with `classes`, codes and styles of those classes only."
-        mw, mb = ((self.mod_weight, self.mod_bias) if classes is None
-                  else (self.mod_weight[classes], self.mod_bias[classes]))
-        w = codes.reshape(codes.shape[0], mw.shape[0], mw.shape[1], -1)
-        return torch.einsum('nkld,klcd->klnc', w, mw * self.mod_scale) + mb[:, :, None]
+# %% ../nbs/04_generator.ipynb #bf3a9c23
+@patch
+def styles(self:LocalGenerators, codes, classes=None):
+    "(N, K*L, D) expanded codes -> styles (K, L, N, C); with `classes`, codes and styles of those classes only."
+    mw, mb = ((self.mod_weight, self.mod_bias) if classes is None
+              else (self.mod_weight[classes], self.mod_bias[classes]))
+    w = codes.reshape(codes.shape[0], mw.shape[0], mw.shape[1], -1)
+    return torch.einsum('nkld,klcd->klnc', w, mw * self.mod_scale) + mb[:, :, None]
 
-    def forward(self, pe, codes, classes=None):
-        """pe: (1 or K, N, C, P) embedded coordinates (shared or per class); codes (N, K*L, D).
-        Returns hidden features h (K, N, C, P) of the last layer and pseudo-depths (N, K, P).
-        `h` is stored *without* the activation gain sqrt(2): the heads fold it into their weights (`GAIN`).
-        `classes` (a list of class indices) runs only those local generators: codes are then (N, len(classes)*L, D),
-        pe has 1 or len(classes) rows, and h and depth cover those classes in that order."""
-        s = self.styles(codes, classes)
-        weight, act_bias = ((self.weight, self.act_bias) if classes is None
-                            else (self.weight[classes], self.act_bias[classes]))
-        x, depth, gain = pe, None, 1.
-        for l in range(weight.shape[1]):
-            # per (class, sample) weight: modulate, demodulate, fold in the previous layer's gain: (K, N, O, I)
-            W = (weight[:, l] * self.conv_scale)[:, None] * s[:, l, :, None, :]
-            W = W * (torch.rsqrt(W.pow(2).sum(-1, keepdim=True) + 1e-8) * gain)
-            x = torch.matmul(W.to(x.dtype), x).add_(act_bias[:, l, None, :, None].to(x.dtype))
-            x, gain = F.leaky_relu_(x, 0.2), GAIN
-            if l == self.cfg.depth_layers - 1:
-                depth = self._depth(x, classes)
-                if self.cfg.detach_texture: x = x.detach()
-        return x, depth
+@patch
+def forward(self:LocalGenerators, pe, codes, classes=None):
+    """pe: (1 or K, N, C, P) embedded coordinates (shared or per class); codes (N, K*L, D).
+    Returns hidden features h (K, N, C, P) of the last layer and pseudo-depths (N, K, P).
+    `h` is stored *without* the activation gain sqrt(2): the heads fold it into their weights (`GAIN`).
+    `classes` (a list of class indices) runs only those local generators: codes are then (N, len(classes)*L, D),
+    pe has 1 or len(classes) rows, and h and depth cover those classes in that order."""
+    s = self.styles(codes, classes)
+    weight, act_bias = ((self.weight, self.act_bias) if classes is None
+                        else (self.weight[classes], self.act_bias[classes]))
+    x, depth, gain = pe, None, 1.
+    for l in range(weight.shape[1]):
+        # per (class, sample) weight: modulate, demodulate, fold in the previous layer's gain: (K, N, O, I)
+        W = (weight[:, l] * self.conv_scale)[:, None] * s[:, l, :, None, :]
+        W = W * (torch.rsqrt(W.pow(2).sum(-1, keepdim=True) + 1e-8) * gain)
+        x = torch.matmul(W.to(x.dtype), x).add_(act_bias[:, l, None, :, None].to(x.dtype))
+        x, gain = F.leaky_relu_(x, 0.2), GAIN
+        if l == self.cfg.depth_layers - 1:
+            depth = self._depth(x, classes)
+            if self.cfg.detach_texture: x = x.detach()
+    return x, depth
 
-    def _depth(self, x, classes=None):
-        "Pseudo-depths (N, K, P) from the hidden features at the depth layer; class 0 (background) is 0."
-        if classes is None:
-            wd = (self.depth_weight * self.depth_mod * (self.conv_scale * GAIN)).to(x.dtype)
-            dk = torch.einsum('kc,kncp->nkp', wd, x[1:]) + self.depth_bias[None, :, None].to(x.dtype)
-            return torch.cat([torch.zeros_like(dk[:, :1]), dk], 1)
-        depth = x.new_zeros(x.shape[1], len(classes), x.shape[-1])
-        fg = [i for i, k in enumerate(classes) if k > 0]
-        if fg:
-            ks = [classes[i] - 1 for i in fg]
-            wd = (self.depth_weight[ks] * self.depth_mod[ks] * (self.conv_scale * GAIN)).to(x.dtype)
-            depth[:, fg] = torch.einsum('kc,kncp->nkp', wd, x[fg]) + self.depth_bias[ks][None, :, None].to(x.dtype)
-        return depth
+# %% ../nbs/04_generator.ipynb #107a594a
+@patch
+def _depth(self:LocalGenerators, x, classes=None):
+    "Pseudo-depths (N, K, P) from the hidden features at the depth layer; class 0 (background) is 0."
+    if classes is None:
+        wd = (self.depth_weight * self.depth_mod * (self.conv_scale * GAIN)).to(x.dtype)
+        dk = torch.einsum('kc,kncp->nkp', wd, x[1:]) + self.depth_bias[None, :, None].to(x.dtype)
+        return torch.cat([torch.zeros_like(dk[:, :1]), dk], 1)
+    depth = x.new_zeros(x.shape[1], len(classes), x.shape[-1])
+    fg = [i for i, k in enumerate(classes) if k > 0]
+    if fg:
+        ks = [classes[i] - 1 for i in fg]
+        wd = (self.depth_weight[ks] * self.depth_mod[ks] * (self.conv_scale * GAIN)).to(x.dtype)
+        depth[:, fg] = torch.einsum('kc,kncp->nkp', wd, x[fg]) + self.depth_bias[ks][None, :, None].to(x.dtype)
+    return depth
 
-    def fuse_features(self, h, weights, size):
-        """f = sum_k weights_k * to_feat_k(h_k) for hidden (K,N,C,P) and weights (N,K,P): one matmul over the
-        (class, channel) axis. Returns (N, coarse_channel, size, size) in channels-last memory layout."""
-        K, N, C, P = h.shape
-        Wf = (self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)).to(h.dtype)  # (K, F, C)
-        hw = (h * weights.transpose(0, 1)[:, :, None].to(h.dtype)).permute(1, 3, 0, 2).reshape(N, P, K * C)
-        f = torch.baddbmm(torch.matmul(weights.transpose(1, 2).to(h.dtype), self.feat_bias.to(h.dtype)),  # bias term
-                          hw, Wf.permute(0, 2, 1).reshape(K * C, -1).expand(N, -1, -1))
-        return f.reshape(N, size, size, -1).permute(0, 3, 1, 2)
+# %% ../nbs/04_generator.ipynb #3f55cf30
+@patch
+def fuse_features(self:LocalGenerators, h, weights, size):
+    """f = sum_k weights_k * to_feat_k(h_k) for hidden (K,N,C,P) and weights (N,K,P): one matmul over the
+    (class, channel) axis. Returns (N, coarse_channel, size, size) in channels-last memory layout."""
+    K, N, C, P = h.shape
+    Wf = (self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)).to(h.dtype)  # (K, F, C)
+    hw = (h * weights.transpose(0, 1)[:, :, None].to(h.dtype)).permute(1, 3, 0, 2).reshape(N, P, K * C)
+    f = torch.baddbmm(torch.matmul(weights.transpose(1, 2).to(h.dtype), self.feat_bias.to(h.dtype)),  # bias term
+                      hw, Wf.permute(0, 2, 1).reshape(K * C, -1).expand(N, -1, -1))
+    return f.reshape(N, size, size, -1).permute(0, 3, 1, 2)
 
-    def features(self, h):
-        "Per-class feature maps (K, N, coarse_channel, P), for visualisation."
-        Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
-        return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
+@patch
+def features(self:LocalGenerators, h):
+    "Per-class feature maps (K, N, coarse_channel, P), for visualisation."
+    Wf = self.feat_weight * self.feat_mod[:, None] * (self.conv_scale * GAIN)
+    return torch.matmul(Wf[:, None].to(h.dtype), h) + self.feat_bias[:, None, :, None].to(h.dtype)
 
 # %% ../nbs/04_generator.ipynb #ec2731bf
 class ConstStyledConv(ConstModulatedConv2d):
@@ -331,69 +349,81 @@ class Generator(nn.Module):
     @property
     def n_latent(self): return self.layout.n_latent
 
-    def embed(self, coords, n, device, dtype):
-        "Fourier features (1 or K, N, C, c*c) of the coarse grid, or of per-class `coords` (see `synthesis`)."
-        c, K = self.cfg.coarse_size, self.cfg.n_classes
-        base = make_coords(c, n, device, dtype)
-        if coords is None: return self.pos_embed(base)[None].flatten(3)
-        if isinstance(coords, dict):
-            grids = [base] * K
-            for name, g in coords.items(): grids[self.layout.class_index(name)] = g.to(device, dtype).expand(n, 2, c, c)
-            coords = torch.stack(grids, 1)
-        coords = coords.to(device, dtype)
-        if coords.ndim == 3: coords = coords[None]
-        if coords.ndim == 4: return self.pos_embed(coords.expand(n, 2, c, c))[None].flatten(3)
-        if coords.ndim == 5 and coords.shape[1] == K:
-            pe = self.pos_embed(coords.expand(n, K, 2, c, c).transpose(0, 1).reshape(K * n, 2, c, c))
-            return pe.reshape(K, n, -1, c * c)
-        raise ValueError('coords must be (2,c,c), (N,2,c,c), (N,K,2,c,c) or a dict of class -> grid, '
-                         f'got {tuple(coords.shape)}')
+# %% ../nbs/04_generator.ipynb #3742087b
+@patch
+def embed(self:Generator, coords, n, device, dtype):
+    "Fourier features (1 or K, N, C, c*c) of the coarse grid, or of per-class `coords` (see `synthesis`)."
+    c, K = self.cfg.coarse_size, self.cfg.n_classes
+    base = make_coords(c, n, device, dtype)
+    if coords is None: return self.pos_embed(base)[None].flatten(3)
+    if isinstance(coords, dict):
+        grids = [base] * K
+        for name, g in coords.items(): grids[self.layout.class_index(name)] = g.to(device, dtype).expand(n, 2, c, c)
+        coords = torch.stack(grids, 1)
+    coords = coords.to(device, dtype)
+    if coords.ndim == 3: coords = coords[None]
+    if coords.ndim == 4: return self.pos_embed(coords.expand(n, 2, c, c))[None].flatten(3)
+    if coords.ndim == 5 and coords.shape[1] == K:
+        pe = self.pos_embed(coords.expand(n, K, 2, c, c).transpose(0, 1).reshape(K * n, 2, c, c))
+        return pe.reshape(K, n, -1, c * c)
+    raise ValueError('coords must be (2,c,c), (N,2,c,c), (N,K,2,c,c) or a dict of class -> grid, '
+                     f'got {tuple(coords.shape)}')
 
-    def prepare_codes(self, codes):
-        """W+ (a `WPlus` or (N, n_latent, D)) or expanded codes ->
-        (the expanded codes the local generators receive, W+ or None)."""
-        wplus = None
-        if isinstance(codes, WPlus): codes = codes.codes
-        if codes.ndim != 3 or codes.shape[1] not in (self.layout.n_latent, self.layout.n_latent_expand):
-            raise ValueError(f'codes must be (N, {self.layout.n_latent}, {self.cfg.style_dim}) W+ or '
-                             f'(N, {self.layout.n_latent_expand}, {self.cfg.style_dim}) expanded, '
-                             f'got {tuple(codes.shape)}')
-        if codes.shape[1] == self.layout.n_latent and self.layout.n_latent != self.layout.n_latent_expand:
-            wplus, codes = codes, self.layout.expand(codes)
-        if self.cfg.shared_codes:   # the baseline: one code for all local generators (the mean over classes)
-            n, K = codes.shape[0], self.cfg.n_classes
-            shared = codes.reshape(n, K, -1, codes.shape[-1]).mean(1, keepdim=True)
-            codes = shared.expand(-1, K, -1, -1).reshape(n, -1, codes.shape[-1])
-        return codes, wplus
+# %% ../nbs/04_generator.ipynb #be160ae6
+@patch
+def prepare_codes(self:Generator, codes):
+    """W+ (a `WPlus` or (N, n_latent, D)) or expanded codes ->
+    (the expanded codes the local generators receive, W+ or None)."""
+    wplus = None
+    if isinstance(codes, WPlus): codes = codes.codes
+    if codes.ndim != 3 or codes.shape[1] not in (self.layout.n_latent, self.layout.n_latent_expand):
+        raise ValueError(f'codes must be (N, {self.layout.n_latent}, {self.cfg.style_dim}) W+ or '
+                         f'(N, {self.layout.n_latent_expand}, {self.cfg.style_dim}) expanded, '
+                         f'got {tuple(codes.shape)}')
+    if codes.shape[1] == self.layout.n_latent and self.layout.n_latent != self.layout.n_latent_expand:
+        wplus, codes = codes, self.layout.expand(codes)
+    if self.cfg.shared_codes:   # the baseline: one code for all local generators (the mean over classes)
+        n, K = codes.shape[0], self.cfg.n_classes
+        shared = codes.reshape(n, K, -1, codes.shape[-1]).mean(1, keepdim=True)
+        codes = shared.expand(-1, K, -1, -1).reshape(n, -1, codes.shape[-1])
+    return codes, wplus
 
-    def compose(self, h, depth, noise_mode='random', noise=None, composition_mask=None):
-        """The second half of synthesis: fuse the local generators' hidden features h (K,N,C,P) by their pseudo-depths
-        (N,K,P) and render. Returns (image, seg, seg_coarse)."""
-        n, c = depth.shape[0], self.cfg.coarse_size
-        depth = depth.to(torch.promote_types(depth.dtype, torch.float32))              # bf16 up, float64 kept
-        m, weights = fuse_masks(depth.reshape(n, -1, c, c), self.cfg.transparent_classes, composition_mask)
-        feat = self.local.fuse_features(h, weights.flatten(2), c)
-        seg_coarse = 2 * m - 1
-        if noise is None: noise = self.render.make_noise(noise_mode)
-        image, seg = self.render(feat, seg_coarse.to(feat.dtype), noise)
-        return image, seg, seg_coarse
+# %% ../nbs/04_generator.ipynb #88f4d482
+@patch
+def compose(self:Generator, h, depth, noise_mode='random', noise=None, composition_mask=None):
+    """The second half of synthesis: fuse the local generators' hidden features h (K,N,C,P) by their pseudo-depths
+    (N,K,P) and render. Returns (image, seg, seg_coarse)."""
+    n, c = depth.shape[0], self.cfg.coarse_size
+    depth = depth.to(torch.promote_types(depth.dtype, torch.float32))              # bf16 up, float64 kept
+    m, weights = fuse_masks(depth.reshape(n, -1, c, c), self.cfg.transparent_classes, composition_mask)
+    feat = self.local.fuse_features(h, weights.flatten(2), c)
+    seg_coarse = 2 * m - 1
+    if noise is None: noise = self.render.make_noise(noise_mode)
+    image, seg = self.render(feat, seg_coarse.to(feat.dtype), noise)
+    return image, seg, seg_coarse
 
-    def synthesis(self, codes, noise_mode='random', noise=None, coords=None, composition_mask=None) -> GeneratorOutput:
-        "W+ codes (a `WPlus`, (N, n_latent, D)) or expanded codes (N, K*L, D) -> `GeneratorOutput`."
-        codes, wplus = self.prepare_codes(codes)
-        n, c = codes.shape[0], self.cfg.coarse_size
-        h, depth = self.local(self.embed(coords, n, codes.device, codes.dtype), codes)
-        image, seg, seg_coarse = self.compose(h, depth, noise_mode, noise, composition_mask)
-        return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wplus)
+# %% ../nbs/04_generator.ipynb #5cc1d6df
+@patch
+def synthesis(self:Generator, codes, noise_mode='random', noise=None, coords=None,
+              composition_mask=None) -> GeneratorOutput:
+    "W+ codes (a `WPlus`, (N, n_latent, D)) or expanded codes (N, K*L, D) -> `GeneratorOutput`."
+    codes, wplus = self.prepare_codes(codes)
+    n, c = codes.shape[0], self.cfg.coarse_size
+    h, depth = self.local(self.embed(coords, n, codes.device, codes.dtype), codes)
+    image, seg, seg_coarse = self.compose(h, depth, noise_mode, noise, composition_mask)
+    return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wplus)
 
-    def wplus(self, z, truncation=1.0, w_avg=None) -> WPlus:
-        """z (N, style_dim) -> W+ codes: mapped, truncated towards `w_avg` (default: the mean w, `mean_w`) with
-        psi = `truncation`, and broadcast to every slot. The one place where samples get their codes."""
-        if truncation != 1 and w_avg is None: w_avg = self.mean_w()
-        return WPlus.from_w(truncate(self.mapping(z), w_avg, truncation), self.layout)
+@patch
+def wplus(self:Generator, z, truncation=1.0, w_avg=None) -> WPlus:
+    """z (N, style_dim) -> W+ codes: mapped, truncated towards `w_avg` (default: the mean w, `mean_w`) with
+    psi = `truncation`, and broadcast to every slot. The one place where samples get their codes."""
+    if truncation != 1 and w_avg is None: w_avg = self.mean_w()
+    return WPlus.from_w(truncate(self.mapping(z), w_avg, truncation), self.layout)
 
-    def forward(self, z, truncation=1.0, w_avg=None, **synthesis_kwargs) -> GeneratorOutput:
-        "Synthesise the W+ codes of z (`wplus`)."
-        return self.synthesis(self.wplus(z, truncation, w_avg), **synthesis_kwargs)
+@patch
+def forward(self:Generator, z, truncation=1.0, w_avg=None, **synthesis_kwargs) -> GeneratorOutput:
+    "Synthesise the W+ codes of z (`wplus`)."
+    return self.synthesis(self.wplus(z, truncation, w_avg), **synthesis_kwargs)
 
-    def mean_w(self, n=10_000, seed=0): return self.mapping.mean_w(n, seed)
+@patch
+def mean_w(self:Generator, n=10_000, seed=0): return self.mapping.mean_w(n, seed)

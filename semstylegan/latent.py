@@ -10,6 +10,7 @@ __all__ = ['CELEBAMASK_CLASSES', 'CELEBAMASK_TRANSPARENT', 'pixel_norm', 'Mappin
 from dataclasses import dataclass
 import torch
 import torch.nn as nn
+from fastcore.basics import patch
 from .layers import EqualLinear
 
 # %% ../nbs/02_latent.ipynb #8675a2ad
@@ -66,37 +67,43 @@ class LatentLayout:
         return ([f'base.{i}' for i in range(self.base_layers)]
                 + [f'{c}.{t}' for c in self.class_names for t in ('shape', 'texture')])
 
-    def class_index(self, name):
-        if isinstance(name, int): return name
-        if name not in self.class_names: raise KeyError(f'unknown class {name!r}; classes are {list(self.class_names)}')
-        return self.class_names.index(name)
+# %% ../nbs/02_latent.ipynb #d815bb78
+@patch
+def class_index(self:LatentLayout, name):
+    if isinstance(name, int): return name
+    if name not in self.class_names: raise KeyError(f'unknown class {name!r}; classes are {list(self.class_names)}')
+    return self.class_names.index(name)
 
-    def index(self, name):
-        """W+ indices of `name`: 'hair.shape' -> [i], 'hair' -> [shape, texture], 'base' -> all base codes, 'base.0',
-        a list of names, or an int."""
-        if isinstance(name, int): return [name]
-        if isinstance(name, (list, tuple)): return sorted({i for n in name for i in self.index(n)})
-        if name == 'base': return list(range(self.base_layers))
-        names = self.names
-        if name in names: return [names.index(name)]
-        if name in self.class_names: return self.index([f'{name}.shape', f'{name}.texture'])
-        raise KeyError(f'unknown latent name {name!r}; use one of {names}, a class name, or "base"')
+@patch
+def index(self:LatentLayout, name):
+    """W+ indices of `name`: 'hair.shape' -> [i], 'hair' -> [shape, texture], 'base' -> all base codes, 'base.0',
+    a list of names, or an int."""
+    if isinstance(name, int): return [name]
+    if isinstance(name, (list, tuple)): return sorted({i for n in name for i in self.index(n)})
+    if name == 'base': return list(range(self.base_layers))
+    names = self.names
+    if name in names: return [names.index(name)]
+    if name in self.class_names: return self.index([f'{name}.shape', f'{name}.texture'])
+    raise KeyError(f'unknown latent name {name!r}; use one of {names}, a class name, or "base"')
 
-    def expand_index(self):
-        "For each expanded slot (class-major, `local_layers` per class), the W+ index it takes its code from."
-        B, D, L = self.base_layers, self.depth_layers, self.local_layers
-        idx = []
-        for k in range(self.n_classes):
-            shape, tex = B + 2 * k, B + 2 * k + 1
-            head = [shape] * D if k == 0 else list(range(B)) + [shape] * (D - B)
-            idx += head + [tex] * (L - D)
-        return torch.tensor(idx)
+# %% ../nbs/02_latent.ipynb #be901065
+@patch
+def expand_index(self:LatentLayout):
+    "For each expanded slot (class-major, `local_layers` per class), the W+ index it takes its code from."
+    B, D, L = self.base_layers, self.depth_layers, self.local_layers
+    idx = []
+    for k in range(self.n_classes):
+        shape, tex = B + 2 * k, B + 2 * k + 1
+        head = [shape] * D if k == 0 else list(range(B)) + [shape] * (D - B)
+        idx += head + [tex] * (L - D)
+    return torch.tensor(idx)
 
-    def expand(self, wplus):
-        "(N, n_latent, D) W+ codes -> (N, n_latent_expand, D) per-layer codes."
-        if wplus.shape[1] != self.n_latent:
-            raise ValueError(f'expected W+ codes with {self.n_latent} entries, got shape {tuple(wplus.shape)}')
-        return wplus[:, self.expand_index().to(wplus.device)]
+@patch
+def expand(self:LatentLayout, wplus):
+    "(N, n_latent, D) W+ codes -> (N, n_latent_expand, D) per-layer codes."
+    if wplus.shape[1] != self.n_latent:
+        raise ValueError(f'expected W+ codes with {self.n_latent} entries, got shape {tuple(wplus.shape)}')
+    return wplus[:, self.expand_index().to(wplus.device)]
 
 # %% ../nbs/02_latent.ipynb #3b37f996
 class WPlus:
