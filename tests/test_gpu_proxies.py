@@ -39,6 +39,7 @@ def test_discriminator_phases_keep_one_graph():
     r1_coupled = profile_ops(lambda: tr.d_reg(img, mask, {}))['saved_peak_mb']
     assert r1_separate < 0.65 * r1_coupled, (r1_separate, r1_coupled)
 
+@pytest.mark.slow
 def test_bench_train_default_batch(tmp_path, run_cli):
     "`bench --what train` without --batch (it used to fail with a NameError): the recipe's batch, 4 at most on a CPU."
     r = run_cli('bench', '--what', 'train', '--preset', 'tiny', '--repeat', '1', '--profile', '2',
@@ -103,6 +104,7 @@ def test_every_fir_form_trains_the_same_step():
     assert report['ms_per_pass']['auto'] <= min(report['ms_per_pass'][f] for f in ('conv', 'fold', 'taps'))
     FIR_CHOICES.clear()
 
+@pytest.mark.slow
 def test_compiled_main_phases_compute_the_eager_step():
     """`compile=True` (torch.compile of G's synthesis and D for the main phases) computes the eager step's gradients,
     to float32 rounding, which the compiler's reordering amplifies to 1e-4 in G's main phase (in float64: 7e-9)."""
