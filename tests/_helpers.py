@@ -19,7 +19,8 @@ def cli_command(*args):
 
 def cli_env(env=None):
     "The environment of the subprocess: this one, with the variables in `env` (a dict) set on top; None: inherited."
-    if env is None: return None
+    if env is None:
+        return None
     return {**os.environ, **{k: str(v) for k, v in env.items()}}
 
 
