@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 import pytest
 import torch
+import _helpers
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +13,13 @@ def fixture_path():
     p = SHARED / 'fixtures' / 'official_tiny64.pt'
     if not p.exists(): pytest.skip(f'reference fixture not found at {p} (set SEMSTYLEGAN_SHARED to the shared folder)')
     return p
+
+@pytest.fixture(scope='session')
+def run_cli():
+    """`run_cli('info', '--json', env={'OMP_NUM_THREADS': '1'}, timeout=300)`: `semstylegan ARGS` run to its end in a
+    subprocess (the console script, else `python -m semstylegan.cli`), stdout and stderr captured as text. For Popen
+    cases (signals, kills) import `cli_command` or `popen_cli` from tests/_helpers.py."""
+    return _helpers.run_cli
 
 @pytest.fixture
 def one_thread():

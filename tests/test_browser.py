@@ -38,6 +38,7 @@ def free_port():
 def lab(tmp_path):
     "A JupyterLab server on localhost with a token of ours, isolated config, and the explorer notebook."
     pytest.importorskip('jupyterlab', reason='JupyterLab is not installed (pip install -e ".[dev]")')
+    pytest.importorskip('ipywidgets', reason='ipywidgets (explore extra) is not installed (pip install -e ".[dev]")')
     (tmp_path / 'explorer.ipynb').write_text(json.dumps(NOTEBOOK))
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])),
@@ -64,6 +65,7 @@ def lab(tmp_path):
         except subprocess.TimeoutExpired: proc.kill()
         log.close()
 
+@pytest.mark.slow
 def test_explorer_in_jupyterlab(lab):
     exe = chromium()
     if exe is None: pytest.skip('Chromium not found: run `bash tools/install-browser.sh` (Debian: apt-get install chromium) '

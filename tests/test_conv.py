@@ -3,7 +3,6 @@ compute, where 'auto' uses them, and the per-kind seconds `bench --profile` repo
 import json
 import torch
 from semstylegan.layers import CONV, conv2d, conv_transpose2d
-from test_cli import run
 from test_gpu_proxies import _one_step, _assert_same_step
 
 
@@ -32,9 +31,9 @@ def test_auto_uses_them_for_large_inputs_on_a_cpu_without_avx512(monkeypatch):
     assert _with('auto', lambda: backward_name(128)) == 'ConvolutionBackward0'
 
 
-def test_bench_profile_reports_seconds_per_convolution_kind(tmp_path):
-    r = run('bench', '--what', 'model', '--preset', 'tiny', '--batch', '2', '--repeat', '1', '--profile', '2',
-            '--conv-wgrad', 'mm', '--out', str(tmp_path / 'b.json'))
+def test_bench_profile_reports_seconds_per_convolution_kind(tmp_path, run_cli):
+    r = run_cli('bench', '--what', 'model', '--preset', 'tiny', '--batch', '2', '--repeat', '1', '--profile', '2',
+                '--conv-wgrad', 'mm', '--out', str(tmp_path / 'b.json'))
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / 'b.json').read_text())
     kinds = res['profile']['g_d_step']['conv_kinds']
@@ -43,8 +42,8 @@ def test_bench_profile_reports_seconds_per_convolution_kind(tmp_path):
     assert all(k['backward_calls'] > 0 and k['backward_per_forward'] > 0 for k in kinds.values()), kinds
 
 
-def test_bad_weight_gradient_setting_is_a_clear_error(monkeypatch):
+def test_bad_weight_gradient_setting_is_a_clear_error(monkeypatch, run_cli):
     monkeypatch.setenv('SEMSTYLEGAN_CONV_WGRAD', 'fast')
-    r = run('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
+    r = run_cli('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
     assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
     assert "SEMSTYLEGAN_CONV_WGRAD='fast' is not a weight-gradient form" in r.stderr

@@ -10,6 +10,7 @@ from semstylegan import data as D
 from semstylegan.data import (CelebAMaskHQ, ImageFolder, Synthetic, ClassMap, DataError, PreparedDataset, prepare,
                               make_loader, to_model_inputs, summary)
 from semstylegan.synthetic import synthetic_faces
+from _helpers import popen_cli, run_cli
 
 # The official painting order, written out here on purpose (not imported): later parts overwrite earlier ones.
 OFFICIAL_ORDER = [('skin', 1), ('eye_g', 10), ('l_eye', 2), ('r_eye', 2), ('l_brow', 3), ('r_brow', 3), ('mouth', 4),
@@ -497,16 +498,9 @@ def test_interrupted_while_finishing(tmp_path, monkeypatch, where):
 
 # ---------------------------------------------------------------- refused input (and the CLI's answer to it)
 
-def cli(*args):
-    "The console script in a subprocess, as a user runs it."
-    exe = Path(sys.executable).parent / 'semstylegan'
-    main = 'import sys; from semstylegan.cli import main; sys.exit(main())'
-    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', main]
-    return cmd + [str(a) for a in args]
-
 def assert_cli_error(args, *fragments, command='prepare'):
-    "Exit status 1, one error line naming the problem, no traceback."
-    r = subprocess.run(cli(*args), capture_output=True, text=True, timeout=600)
+    "The console script in a subprocess, as a user runs it: exit 1, one error line naming the problem, no traceback."
+    r = run_cli(*args)
     assert r.returncode == 1, r.stderr
     assert r.stderr.startswith(f'semstylegan {command}: error: ') and 'Traceback' not in r.stderr, r.stderr
     assert all(f in r.stderr for f in fragments), r.stderr
@@ -710,7 +704,7 @@ def _alive(pid):
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='the parent-death signal (prctl) is Linux only')
 def test_workers_die_with_a_killed_main_process(tmp_path):
     args = ['prepare', 'synthetic', '--n', '4000', '--size', '128', '--workers', '2', '--out', tmp_path / 'x']
-    p = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = popen_cli(*args, stdout=subprocess.DEVNULL, text=True)
     kids, t0 = [], time.time()
     try:
         while time.time() - t0 < 120 and p.poll() is None and len(kids) < 2:
@@ -740,9 +734,7 @@ def test_out_on_a_mount_point_refused_before_work(small_disk):
 
 def test_full_disk_is_an_error_not_sigbus(small_disk):
     "prepare on a disk too small for its arrays: exit 1 and a message (memory-mapped writes used to die of SIGBUS)."
-    import subprocess, sys
-    exe = Path(sys.executable).parent / 'semstylegan'
-    r = subprocess.run([str(exe), 'prepare', 'synthetic', '--n', '400', '--size', '64', '--workers', '0',
-                        '--out', str(small_disk('1m') / 'data')], capture_output=True, text=True, timeout=300)
+    r = run_cli('prepare', 'synthetic', '--n', '400', '--size', '64', '--workers', '0',
+                '--out', small_disk('1m') / 'data', timeout=300)
     assert r.returncode == 1 and 'cannot reserve' in r.stderr and 'No space left' in r.stderr, (r.returncode, r.stderr)
     assert 'Traceback' not in r.stderr

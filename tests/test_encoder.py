@@ -1,6 +1,5 @@
 """The encoder into W+: kill and resume of `train-encoder`, exact resume, `invert --encoder`, clear errors."""
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+import json, signal, time
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,12 +8,7 @@ from semstylegan.checkpoint import load_generator, pretrained_path
 from semstylegan.encoder import EncoderRun, load_encoder, encode, mean_start, ENCODER_FORMAT
 from semstylegan.synthetic import synthetic_faces
 from semstylegan.viz import from_uint8
-
-EXE = Path(sys.executable).parent / 'semstylegan'
-
-def cli(*args):
-    cmd = [str(EXE)] if EXE.exists() else [sys.executable, '-c', 'import sys; from semstylegan.cli import main; sys.exit(main())']
-    return cmd + [str(a) for a in args]
+from _helpers import popen_cli
 
 @pytest.fixture(scope='module')
 def G(): return load_generator(pretrained_path()).eval()
@@ -31,11 +25,11 @@ def test_resume_is_exact(tmp_path, G):
     steps = [json.loads(l)['step'] for l in (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
 
-def test_kill_and_resume(tmp_path):
+def test_kill_and_resume(tmp_path, run_cli):
     """kill -9 in the middle of `train-encoder`; --resume continues from the last whole checkpoint and finishes."""
     out = tmp_path / 'enc'
-    p = subprocess.Popen(cli('train-encoder', '--out', out, '--steps', 1000, '--batch', 2, '--ckpt-every', 2, '-q'),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    p = popen_cli('train-encoder', '--out', out, '--steps', 1000, '--batch', 2, '--ckpt-every', 2, '-q',
+                  env={'OMP_NUM_THREADS': '1'})
     deadline = time.time() + 240
     while time.time() < deadline and len(list((out / 'checkpoints').glob('*.pt'))) < 2: time.sleep(0.2)
     p.send_signal(signal.SIGKILL); p.wait()
@@ -43,19 +37,17 @@ def test_kill_and_resume(tmp_path):
     assert ckpts, p.stderr.read().decode()
     step = torch.load(ckpts[-1], weights_only=False)['step']
     assert step >= 2 and not (out / 'encoder.safetensors').exists()
-    r = subprocess.run(cli('train-encoder', '--out', out, '--resume', '--steps', step + 2, '-q'),
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli('train-encoder', '--out', out, '--resume', '--steps', step + 2, '-q', timeout=300)
     assert r.returncode == 0, r.stderr
     assert load_encoder(out).info['steps'] == step + 2
     steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == step + 2, steps
     assert (out / 'samples' / f'{step + 2:06d}.png').exists()
 
-def test_train_encoder_errors(tmp_path):
-    r = subprocess.run(cli('train-encoder', '--out', tmp_path / 'x', '--resume'), capture_output=True, text=True)
+def test_train_encoder_errors(tmp_path, run_cli):
+    r = run_cli('train-encoder', '--out', tmp_path / 'x', '--resume')
     assert r.returncode == 1 and 'no encoder run to resume here' in r.stderr and 'Traceback' not in r.stderr
-    r = subprocess.run(cli('train-encoder', '--out', tmp_path / 'x', '--real', tmp_path / 'none', '--steps', 1),
-                       capture_output=True, text=True)
+    r = run_cli('train-encoder', '--out', tmp_path / 'x', '--real', tmp_path / 'none', '--steps', 1)
     assert r.returncode == 1 and str(tmp_path / 'none') in r.stderr and 'no such folder' in r.stderr
 
 def _photos(folder, n=2):

@@ -13,6 +13,14 @@ from semstylegan.data import prepare, Synthetic
 from semstylegan.synthetic import synthetic_faces
 
 torch.set_num_threads(2)
+EXTRA = 'the eval extra is not installed: pip install -c constraints.txt "semstylegan[eval]"'
+
+
+@pytest.fixture
+def clean_fid():
+    "clean-fid and scipy (the eval extra), or a skip: every feature extractor resizes with clean-fid, FID needs scipy."
+    pytest.importorskip('scipy', reason=EXTRA)
+    return pytest.importorskip('cleanfid.fid', reason=EXTRA)
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +39,7 @@ def _write_folder(folder, start, n=24, size=48, brighten=0):
     return folder
 
 
-def test_folder_mode_known_cases(tmp_path):
+def test_folder_mode_known_cases(tmp_path, clean_fid):
     "Folder vs folder: identical folders give ~0, a brightened folder is farther than another sample of the same faces."
     ext = M.TinyExtractor()
     a = _write_folder(tmp_path / 'a', 0)
@@ -45,7 +53,7 @@ def test_folder_mode_known_cases(tmp_path):
     assert same['n_fake'] == same['n_real'] == 24 and 'stand-in' in same['protocol']
 
 
-def test_stats_cache_is_keyed_by_manifest(tmp_path, cache):
+def test_stats_cache_is_keyed_by_manifest(tmp_path, cache, clean_fid):
     "Statistics are cached in the user cache (not site-packages) and recomputed when the dataset changes."
     ext = M.TinyExtractor()
     d1 = tmp_path / 'd1'
@@ -68,7 +76,8 @@ def test_stats_cache_is_keyed_by_manifest(tmp_path, cache):
 
 def test_lpips_from_local_alexnet(tmp_path):
     "LPIPS takes its AlexNet backbone from a local torchvision file; a missing or wrong file is a clear error."
-    pytest.importorskip('lpips'); tv = pytest.importorskip('torchvision')
+    pytest.importorskip('lpips', reason=EXTRA)
+    tv = pytest.importorskip('torchvision', reason=EXTRA)
     with pytest.raises(M.WeightsMissing, match='--lpips'):
         M.load_lpips()
     torch.manual_seed(0)
@@ -113,7 +122,7 @@ def test_eval_masks_cli_saves_and_reuses_segmenter(tmp_path):
     assert main(['eval', 'masks', str(pretrained_path()), '--segmenter', str(tmp_path / 'x.safetensors'), '--out', str(out), '-q']) == 1
 
 
-def test_broken_weight_files_are_clear_errors(tmp_path, capsys):
+def test_broken_weight_files_are_clear_errors(tmp_path, capsys, clean_fid):
     "A truncated segmenter (through `eval masks`), an LFS-pointer AlexNet and an empty Inception file name the file."
     seg = tmp_path / 'seg.safetensors'
     M.save_segmenter(M.Segmenter(13, 8), seg)

@@ -18,7 +18,12 @@ torch.set_num_threads(2)
 @pytest.fixture(scope='module')
 def G(): return load_generator(pretrained_path()).eval()
 
-def test_official_checkpoint_at_512(tmp_path):
+@pytest.fixture
+def widgets():
+    "ipywidgets (the explore extra), or a skip: the explorers are widgets; LiveSynthesis alone needs none."
+    return pytest.importorskip('ipywidgets', reason='the explore extra is missing: pip install "semstylegan[explore]"')
+
+def test_official_checkpoint_at_512(tmp_path, widgets):
     "The paper's 512 px architecture, saved in the official file format (random weights), explored as it loads."
     torch.manual_seed(0)
     cfg = preset('celebamask-512')
@@ -57,7 +62,7 @@ def test_cached_equals_full_over_random_edits(G):
         assert set(live.reran) == expected, (step, slot, live.reran)
         prev = coords
 
-def test_inversion_editor_inputs(G, tmp_path):
+def test_inversion_editor_inputs(G, tmp_path, widgets):
     ie = InversionEditor(G, steps=20)
     # an upload, in the form the browser sends it (ipywidgets deserialises it into `value`)
     im = Image.fromarray((np.random.default_rng(0).random((80, 100, 3)) * 255).astype(np.uint8))
@@ -80,7 +85,7 @@ def test_inversion_editor_inputs(G, tmp_path):
     ie.invert_button.click()
     assert ie.error is None and ie.progress.value == ie.progress.max == 20 and len(ie.losses) == 20
 
-def test_buttons_and_save(G, tmp_path):
+def test_buttons_and_save(G, tmp_path, widgets):
     ex = RegionInterpolator(G, regions=['hair', 'skin'])
     ex.region.value = 'skin'
     ex.randomise_button.click()
@@ -94,7 +99,7 @@ def test_buttons_and_save(G, tmp_path):
     from semstylegan.edit import load_codes
     assert torch.equal(load_codes(tmp_path / 'out' / 'x.pt', G).codes, ex.codes().codes)
 
-def test_seed_and_truncation_changes(G):
+def test_seed_and_truncation_changes(G, widgets):
     mx = StyleMixer(G, target=1, donor=2)
     mx.checks['hair'].value = True
     mx.psi.value = 1.0

@@ -9,7 +9,6 @@ import torch
 from semstylegan.bench import profile_ops
 from semstylegan.data import to_model_inputs
 from semstylegan.train import Trainer, train_config
-from test_cli import run
 
 def _trainer(max_channels=512, batch=2, **kw):
     "A 64 px model with the default channel table (512 channels at 4..32 px) or a lower cap, and a real batch."
@@ -40,9 +39,11 @@ def test_discriminator_phases_keep_one_graph():
     r1_coupled = profile_ops(lambda: tr.d_reg(img, mask, {}))['saved_peak_mb']
     assert r1_separate < 0.65 * r1_coupled, (r1_separate, r1_coupled)
 
-def test_bench_train_default_batch(tmp_path):
+@pytest.mark.slow
+def test_bench_train_default_batch(tmp_path, run_cli):
     "`bench --what train` without --batch (it used to fail with a NameError): the recipe's batch, 4 at most on a CPU."
-    r = run('bench', '--what', 'train', '--preset', 'tiny', '--repeat', '1', '--profile', '2', '--out', str(tmp_path / 'b.json'))
+    r = run_cli('bench', '--what', 'train', '--preset', 'tiny', '--repeat', '1', '--profile', '2',
+                '--out', str(tmp_path / 'b.json'))
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / 'b.json').read_text())
     assert res['ours']['batch'] == res['official']['batch'] == 4
@@ -103,17 +104,18 @@ def test_every_fir_form_trains_the_same_step():
     assert report['ms_per_pass']['auto'] <= min(report['ms_per_pass'][f] for f in ('conv', 'fold', 'taps'))
     FIR_CHOICES.clear()
 
+@pytest.mark.slow
 def test_compiled_main_phases_compute_the_eager_step():
     """`compile=True` (torch.compile of G's synthesis and D for the main phases) computes the eager step's gradients,
     to float32 rounding, which the compiler's reordering amplifies to 1e-4 in G's main phase (in float64: 7e-9)."""
     _assert_same_step(_one_step(compile=True), _one_step(), 1e-3, 'compiled')
 
-def test_bad_fir_setting_is_a_clear_error(monkeypatch):
+def test_bad_fir_setting_is_a_clear_error(monkeypatch, run_cli):
     "$SEMSTYLEGAN_FIR with an unknown form: exit 1 naming the variable, the value and the forms, no traceback."
     monkeypatch.setenv('SEMSTYLEGAN_FIR', 'fastest')
-    r = run('info', '--preset', 'tiny')
+    r = run_cli('info', '--preset', 'tiny')
     assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
     assert "SEMSTYLEGAN_FIR='fastest' is not a FIR form: use one of auto, conv, fold, taps" in r.stderr
     monkeypatch.setenv('SEMSTYLEGAN_FIR', 'taps')
-    r = run('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
+    r = run_cli('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
     assert r.returncode == 0 and json.loads(r.stdout)['fir'] == {'form': 'taps'}, r.stderr

@@ -33,6 +33,7 @@ def test_optimisers_are_the_official_ones(fx, tmp_path):
         assert group['lr'] == pytest.approx(official['lr']) and group['eps'] == official['eps']
         assert list(group['betas']) == pytest.approx(official['betas']) and group['weight_decay'] == 0
 
+@pytest.mark.slow                                                   # `rows`: one official iteration, float64 (~100 s)
 @pytest.mark.parametrize('phase', ['d_main', 'r1', 'g_main', 'path_length'])
 def test_phase_gradients(rows, phase):
     r = rows[phase]
@@ -40,11 +41,13 @@ def test_phase_gradients(rows, phase):
     assert r['none_here'] == [] and r['none_there'] == [], r       # None exactly where the official has None
     assert r['zero'] == 0                                           # and zero where the official adds 0 * output
 
+@pytest.mark.slow
 @pytest.mark.parametrize('row', ['final G', 'final G_ema', 'final D', 'Adam G', 'Adam D', 'pl_mean'])
 def test_after_the_iteration(rows, row):
     assert rows[row]['worst'] < TOL, (row, rows[row])
     assert rows[row].get('bad_steps', []) == []                     # Adam counted the official number of steps
 
+@pytest.mark.slow
 def test_the_check_sees_a_departure(fx, tmp_path):
     "The earlier R1 (the mask penalty never reaches the image branch) fails the check: the comparison can fail."
     rows = official_step_check(fx, tmp_path, r1_mode='separate')

@@ -3,7 +3,7 @@ import socket
 import pytest
 import torch
 
-pytest.importorskip('open_clip')
+pytest.importorskip('open_clip', reason='text edits need open_clip: pip install "semstylegan[text]"')
 from semstylegan import text as T
 from semstylegan.checkpoint import CheckpointError, load_generator, pretrained_path
 from semstylegan.edit import codes_from_seeds, region_slots

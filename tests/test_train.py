@@ -1,5 +1,5 @@
 """Training: multi-process equivalence (gloo), kill and resume through the CLI, bad settings."""
-import json, os, signal, subprocess, sys, time
+import json, os, signal, time
 from pathlib import Path
 import pytest
 import torch
@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import torch.multiprocessing as tmp_mp
 
 from semstylegan.train import Trainer, train_config
+from _helpers import popen_cli
 
 SMALL = dict(size=32, coarse_size=16, min_feat_size=8, style_dim=32, n_mlp=2, local_channel=16, coarse_channel=32, max_channels=32)
 
@@ -50,19 +51,14 @@ def test_batch_must_split(tmp_path):
     with pytest.raises(ValueError, match='multiple of the 3 processes'):
         Trainer(small_tc(batch=4), world_size=3)
 
-EXE = Path(sys.executable).parent / 'semstylegan'
 SMALL_SET = [a for k, v in SMALL.items() for a in ('--set', f'model.{k}={v}')]
 
-def cli(*args):
-    cmd = [str(EXE)] if EXE.exists() else [sys.executable, '-c', 'import sys; from semstylegan.cli import main; sys.exit(main())']
-    return cmd + [str(a) for a in args]
-
-def test_kill_and_resume(tmp_path):
+def test_kill_and_resume(tmp_path, run_cli):
     """kill -9 in the middle of a run; --resume continues from the last whole checkpoint and finishes."""
     out = tmp_path / 'run'
     args = ['train', '--preset', 'tiny', '--out', out, '--steps', 1000, '--batch', 4, '-q', *SMALL_SET,
             '--set', 'ckpt_every=2', '--set', 'log_every=2', '--set', 'sample_every=1000', '--set', 'n_synthetic=64']
-    p = subprocess.Popen(cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    p = popen_cli(*args, env={'OMP_NUM_THREADS': '1'})
     deadline = time.time() + 240
     while time.time() < deadline and len(list((out / 'checkpoints').glob('*.pt'))) < 2: time.sleep(0.2)
     time.sleep(0.3)
@@ -72,24 +68,24 @@ def test_kill_and_resume(tmp_path):
     from semstylegan.checkpoint import safe_load
     last = safe_load(ckpts[-1]); step = last['step']
     assert step >= 2 and last['kind'] == 'training'
-    r = subprocess.run(cli('train', '--out', out, '--resume', '--steps', step + 2, '-q'), capture_output=True, text=True, timeout=300)
+    r = run_cli('train', '--out', out, '--resume', '--steps', step + 2, '-q', timeout=300)
     assert r.returncode == 0, r.stderr
     assert safe_load(sorted((out / 'checkpoints').glob('[0-9]*.pt'))[-1])['step'] == step + 2
     assert (out / 'final.safetensors').exists()
     steps = [json.loads(l)['step'] for l in (out / 'metrics.jsonl').read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == step + 2, steps     # no step logged twice after the resume
 
-def test_train_bad_settings(tmp_path):
-    r = subprocess.run(cli('train', '--out', tmp_path / 'x', '--set', 'r1_sge=3'), capture_output=True, text=True)
+def test_train_bad_settings(tmp_path, run_cli):
+    r = run_cli('train', '--out', tmp_path / 'x', '--set', 'r1_sge=3')
     assert r.returncode == 1 and "unknown training setting 'r1_sge'" in r.stderr
-    r = subprocess.run(cli('train', '--data', tmp_path / 'nothing', '--out', tmp_path / 'x', '-q'), capture_output=True, text=True)
+    r = run_cli('train', '--data', tmp_path / 'nothing', '--out', tmp_path / 'x', '-q')
     assert r.returncode == 1 and 'not a prepared dataset' in r.stderr
-    r = subprocess.run(cli('train', '--print-config', '--set', 'lr=0.01'), capture_output=True, text=True)
+    r = run_cli('train', '--print-config', '--set', 'lr=0.01')
     assert r.returncode == 0 and 'lr               0.01' in r.stdout
     for args, message in [(('--resume',), 'no run to resume here'), (('--steps', '-5'), '--steps -5: must be at least 1'),
                           (('--set', 'ema_decay=2'), 'ema_decay=2.0 must be in'), (('--minutes', '0'), '--minutes 0.0'),
                           (('--device', 'gpu'), "'gpu' is not a device"), (('--batch', '0'), 'batch=0 must be at least 1')]:
-        r = subprocess.run(cli('train', '--out', tmp_path / 'typo', '-q', *args), capture_output=True, text=True)
+        r = run_cli('train', '--out', tmp_path / 'typo', '-q', *args)
         assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
         assert not (tmp_path / 'typo').exists(), args                       # nothing written
 
@@ -170,13 +166,13 @@ def test_model_classes_come_from_the_data(tmp_path):
     ft = Trainer(small_tc(data=str(folder), init=str(tmp_path / 'c13.safetensors'), image_only=True))
     assert ft.cfg.n_classes == 13                                     # fine-tuning on images keeps the checkpoint's
 
-def test_full_disk_at_checkpoint(small_disk):
+def test_full_disk_at_checkpoint(small_disk, run_cli):
     "The disk fills up at a checkpoint: a message naming the last whole checkpoint and --resume, exit 1, nothing lost."
     from semstylegan.checkpoint import safe_load
     out = small_disk('5m') / 'run'                          # room for two checkpoints of the small model (2 MB each)
-    r = subprocess.run(cli('train', '--preset', 'tiny', '--out', out, '--steps', 40, '--batch', 4, '-q', *SMALL_SET,
-                           '--set', 'ckpt_every=1', '--set', 'keep=1000', '--set', 'sample_every=1000',
-                           '--set', 'n_synthetic=64', '--workers', 0), capture_output=True, text=True, timeout=300)
+    r = run_cli('train', '--preset', 'tiny', '--out', out, '--steps', 40, '--batch', 4, '-q', *SMALL_SET,
+                '--set', 'ckpt_every=1', '--set', 'keep=1000', '--set', 'sample_every=1000',
+                '--set', 'n_synthetic=64', '--workers', 0, timeout=300)
     assert r.returncode == 1 and 'could not write the checkpoint' in r.stderr and '--resume' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
     ckpts = sorted((out / 'checkpoints').glob('*.pt'), key=lambda p: int(p.stem))
@@ -187,10 +183,9 @@ def test_full_disk_at_checkpoint(small_disk):
 def test_killed_loader_worker_gives_a_resume_hint(tmp_path):
     "A data loader worker killed mid-run (as the OOM killer would): exit 1, a message with --resume, no traceback."
     out = tmp_path / 'run'
-    p = subprocess.Popen(cli('train', '--preset', 'tiny', '--out', out, '--steps', 100000, '--batch', 4, '-q', *SMALL_SET,
-                             '--set', 'ckpt_every=2', '--set', 'sample_every=100000', '--set', 'n_synthetic=64',
-                             '--workers', 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    p = popen_cli('train', '--preset', 'tiny', '--out', out, '--steps', 100000, '--batch', 4, '-q', *SMALL_SET,
+                  '--set', 'ckpt_every=2', '--set', 'sample_every=100000', '--set', 'n_synthetic=64',
+                  '--workers', 2, text=True, env={'OMP_NUM_THREADS': '1'})
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / 'checkpoints').glob('*.pt')): time.sleep(0.2)
     children = Path(f'/proc/{p.pid}/task/{p.pid}/children')
@@ -202,12 +197,11 @@ def test_killed_loader_worker_gives_a_resume_hint(tmp_path):
     assert p.returncode == 1 and 'a data loader worker died' in err and '--resume' in err, err
     assert 'Traceback' not in err
 
-def test_full_disk_outside_a_checkpoint(small_disk):
+def test_full_disk_outside_a_checkpoint(small_disk, run_cli):
     "The disk fills up while writing samples (not a checkpoint): the same clear message, exit 1, no traceback."
     disk = small_disk('2m')
     (disk / 'filler').write_bytes(bytes(2 * 2**20 - 48 * 2**10))       # leaves about 48 KiB
-    r = subprocess.run(cli('train', '--preset', 'tiny', '--out', disk / 'run', '--steps', 3, '--batch', 4, '-q',
-                           *SMALL_SET, '--set', 'sample_every=1', '--set', 'n_synthetic=64', '--workers', 0),
-                       capture_output=True, text=True, timeout=300)
+    r = run_cli('train', '--preset', 'tiny', '--out', disk / 'run', '--steps', 3, '--batch', 4, '-q',
+                *SMALL_SET, '--set', 'sample_every=1', '--set', 'n_synthetic=64', '--workers', 0, timeout=300)
     assert r.returncode == 1 and 'the disk is full' in r.stderr and '--resume' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr

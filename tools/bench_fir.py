@@ -1,6 +1,6 @@
 """R1 and path-length steps with the two FIR formulations side by side in one process (JSON on stdout).
 
-`direct`: the depth-wise convolution differentiated by autograd (before issue 14); `upfirdn2d`: the autograd Function
+`direct`: the depth-wise convolution differentiated by autograd (the earlier form); `upfirdn2d`: the autograd Function
 whose derivatives are FIR filters again (now); `official`: the re-enacted official step. Usage:
     python tools/bench_fir.py [--preset celebamask-256] [--batch 4] [--device cpu] [--repeat 1]"""
 import argparse, json

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Every GPU figure issue 14 asks for, in one run of a few minutes on one GPU (no install: the package goes on
-# PYTHONPATH). JSON and logs go to gpu-check/ (and, where $OUT is set, as summary.json and gpu-check.tgz to $OUT).
+# The GPU speed checks in one run of a few minutes on one GPU (no install: the package goes on PYTHONPATH):
+# training-step images/s in bf16 (with a profile and the FIR form 'auto' chose) and float32 beside the official step,
+# with the depth-wise FIR form and compiled; a 60-second `semstylegan train`; G inference at batch 64 (float32, bf16,
+# compiled); the explorer update at 512 px. JSON and logs go to gpu-check/ (and, where $OUT is set, as summary.json
+# and gpu-check.tgz to $OUT).
 # Each part has its own time limit, so one slow part cannot take the others with it, and all of them together stay
 # within $GPU_CHECK_BUDGET seconds (default 540: a device command may run 10 minutes); the parts run most important
 # first, and a part that no longer fits is skipped (its JSON then says so).
