@@ -152,7 +152,7 @@ def _from_state(s, path, G):
     return _build(s['hp'], s['encoder'], s.get('settings', {}), path, G)
 
 def _load_encoder_dir(path, G):
-    from semstylegan.train import latest_checkpoint
+    from semstylegan.run import latest_checkpoint
     final = path / 'encoder.safetensors'
     ck = final if final.is_file() else latest_checkpoint(path)
     if ck is None: raise CheckpointError(f'{path}: no encoder.safetensors and no checkpoint in this folder')
@@ -190,7 +190,7 @@ class EncoderRun:
     photo / reconstruction grid per checkpoint, and `encoder.safetensors` at the end. Every step's batch is drawn
     from (seed, step) alone, so a resumed run continues exactly where the killed one was."""
     def __init__(self, G, out, resume=False, generator_path=None, device='cpu', log=print, progress=True, **settings):
-        from semstylegan.train import latest_checkpoint, truncate_metrics
+        from semstylegan.run import latest_checkpoint, truncate_metrics
         self.out, self.log, self.progress = Path(out), log, progress
         ck = latest_checkpoint(self.out)
         held = ck is not None or (self.out / 'metrics.jsonl').exists()
@@ -253,7 +253,7 @@ def train_step(self:EncoderRun):
 def fit(self:EncoderRun, steps=None, minutes=None):
     "Train until `steps` in all or for `minutes`; returns the last logged record."
     from tqdm.auto import tqdm
-    from semstylegan.train import check_length
+    from semstylegan.run import check_length
     check_length(steps, minutes)
     steps = steps or 2000
     t_stop = time.time() + 60 * minutes if minutes else None
@@ -283,7 +283,7 @@ def _log(self:EncoderRun, pending, img_s):
 @patch
 def checkpoint(self:EncoderRun):
     "checkpoints/{step}.pt (atomic; the last `keep` kept) and a photo / reconstruction grid."
-    from semstylegan.train import run_checkpoints
+    from semstylegan.run import run_checkpoints
     state = dict(format=ENCODER_FORMAT, hp=self.E.hp, encoder=self.E.state_dict(), optim=self.opt.state_dict(),
                  step=self.step, settings=self.s, generator=self.generator_path)
     atomic_write(self.out / 'checkpoints' / f'{self.step:06d}.pt', lambda t: torch.save(state, t))

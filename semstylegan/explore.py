@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LiveSynthesis', 'Explorer', 'RegionInterpolator', 'StyleMixer', 'ComponentExplorer', 'PartMover', 'image_to_target',
-           'InversionEditor', 'bench_explorer']
+           'InversionEditor']
 
 # %% ../nbs/17_explore.ipynb #533dd9b3
 import asyncio, html, io, time
@@ -506,23 +506,3 @@ class InversionEditor(Explorer):
                 inverted = to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img
                 self._inv = (self.base, inverted)
         return [to_uint8(self.target[0]).cpu(), self._inv[1], img, mask]
-
-# %% ../nbs/17_explore.ipynb #cc616a01
-def bench_explorer(G, repeat=10, region='hair'):
-    "Milliseconds per update of a region slider: through `LiveSynthesis` (one local generator) and `G.synthesis`."
-    a, b = codes_from_seeds(G, [0, 1], 1.0).codes.split(1)
-    live, idx = LiveSynthesis(G), G.layout.index(region)
-    times = {'cached': [], 'full': []}
-    dev = next(G.parameters()).device
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == 'cuda' else (lambda: None)
-    live(WPlus(a, G.layout))
-    for i in range(repeat + 1):
-        c = a.clone(); c[:, idx] = torch.lerp(a[:, idx], b[:, idx], (i + 1) / (repeat + 1))
-        for kind, fn in (('cached', lambda: live(WPlus(c, G.layout))), ('full', lambda: G.synthesis(c, 'const'))):
-            sync(); t = time.perf_counter()
-            with torch.no_grad(): o = fn()
-            o.image.sum().item(); sync()
-            if i: times[kind].append(1000 * (time.perf_counter() - t))   # the first round is a warm-up
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    return {'size': G.cfg.size, 'device': str(dev), 'region': region, 'repeat': repeat,
-            'update_ms_cached': med['cached'], 'update_ms_full': med['full'], 'speedup': med['full'] / med['cached']}

@@ -3,7 +3,8 @@ in ../shared/fixtures/official_train_step_tiny64.pt) run through our trainer, co
 import pytest
 import torch
 from semstylegan.checkpoint import safe_load
-from semstylegan.train import TrainConfig, Trainer, official_step_check, official_draws
+from semstylegan.train import TrainConfig, Trainer
+from semstylegan.official import official_step_check, official_draws
 from conftest import SHARED
 
 TOL = 1e-4
@@ -26,7 +27,7 @@ def test_defaults_are_the_official_recipe(fx):
         assert getattr(tc, k) == pytest.approx(official[k], rel=1e-12), k
 
 def test_optimisers_are_the_official_ones(fx, tmp_path):
-    from semstylegan.train import official_trainer
+    from semstylegan.official import official_trainer
     tr = official_trainer(fx, tmp_path)
     for opt, name in ((tr.opt_g, 'g'), (tr.opt_d, 'd')):
         group, official = opt.param_groups[0], fx['config']['optim'][name]

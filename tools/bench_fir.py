@@ -6,7 +6,7 @@ whose derivatives are FIR filters again (now); `official`: the re-enacted offici
 import argparse, json
 import torch
 import semstylegan.layers as layers
-from semstylegan.train import train_speed
+from semstylegan.speed import train_speed
 
 def regularisers(form, **kw):
     "Seconds and convolutions of R1 and path length with FIR form `form`."

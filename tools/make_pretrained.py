@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from semstylegan.checkpoint import load_checkpoint, save_checkpoint
-from semstylegan.train import read_metrics
+from semstylegan.run import read_metrics
 
 ASSETS = ROOT / 'semstylegan' / 'assets'
 MAIN = 'tiny-synthetic'

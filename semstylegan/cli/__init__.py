@@ -165,7 +165,7 @@ def _bench_synthetic(args):
 def _bench_explore(args):
     """One explorer update (a region slider): `--ckpt` (default for `--preset tiny`: the shipped model)
     or random weights."""
-    from semstylegan.explore import bench_explorer
+    from semstylegan.speed import bench_explorer
     from semstylegan.checkpoint import pretrained_path
     torch.set_num_threads(args.threads)
     dev = _device(args.device)
@@ -176,7 +176,7 @@ def _bench_explore(args):
                 threads=torch.get_num_threads(), **res)
 
 def _bench_train(args):
-    from semstylegan.train import train_speed
+    from semstylegan.speed import train_speed
     kw = dict(batch=args.batch, device=_device(args.device), repeat=args.repeat, threads=args.threads)
     ours = train_speed(args.preset, amp=args.amp, profile=args.profile, compile=args.compile, roofline=args.roofline,
                        **kw)
@@ -349,7 +349,7 @@ def main(argv=None):
         tune_allocator()
     if args.command == 'bench' and args.what == 'loader' and args.data is None:
         args.parser.error('--what loader needs --data DIR (a folder made by `semstylegan prepare`)')   # usage: exit 2
-    from semstylegan.train import NonFiniteLoss
+    from semstylegan.run import NonFiniteLoss
     try:
         check_fir_form(FIR['form'])                                  # $SEMSTYLEGAN_FIR, before any work
         args.fn(args)

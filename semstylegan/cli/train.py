@@ -9,7 +9,8 @@ __all__ = ['add_train_args', 'config_from_args', 'cmd_train']
 import argparse, json, os, sys
 from pathlib import Path
 import torch
-from ..train import Run, TRAIN_PRESETS, check_length, setup_distributed, train_config
+from ..train import TRAIN_PRESETS, setup_distributed, train_config
+from ..run import Run, check_length
 import torch.distributed as dist
 
 # %% ../../nbs/cli/01_train.ipynb #17420585
