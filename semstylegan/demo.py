@@ -16,7 +16,7 @@ from .core import atomic_write
 from .checkpoint import load_checkpoint, pretrained_path
 from .edit import component_buildup
 from .viz import image_mask_grid, make_grid, to_uint8, colorize, save_image
-from .train import train_config
+from .config import train_config
 from .run import Run, read_metrics, plot_losses
 
 # %% ../nbs/19_demo.ipynb #0c403d80

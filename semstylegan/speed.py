@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from .latent import WPlus
 from .data import to_model_inputs
 from .edit import codes_from_seeds
-from .train import TrainConfig, Trainer, cpu_has_bf16, train_config
+from .train import Trainer, cpu_has_bf16
+from .config import TrainConfig, train_config
 from .explore import LiveSynthesis
 
 # %% ../nbs/20_speed.ipynb #601b8f90

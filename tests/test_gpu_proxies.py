@@ -8,7 +8,8 @@ import pytest
 import torch
 from semstylegan.bench import profile_ops
 from semstylegan.data import to_model_inputs
-from semstylegan.train import Trainer, train_config
+from semstylegan.train import Trainer
+from semstylegan.config import train_config
 
 def _trainer(max_channels=512, batch=2, **kw):
     "A 64 px model with the default channel table (512 channels at 4..32 px) or a lower cap, and a real batch."

@@ -10,7 +10,6 @@ MAX_LINES = 500
 ONE_CONCEPT = {         # module -> why it is one concept though longer than MAX_LINES
     'semstylegan.explore': 'the explorers: one widget layer (sliders, canvas, painter) over the editing functions'}
 NOT_YET_SPLIT = {       # module -> the most lines it may have until it is split (a ratchet: it may only shrink)
-    'semstylegan.train': 1000,      # training config, trainer phases, the run
     'semstylegan.data': 790}        # data sources, preparation, loaders
 
 def module_name(path):

@@ -3,7 +3,8 @@ in ../shared/fixtures/official_train_step_tiny64.pt) run through our trainer, co
 import pytest
 import torch
 from semstylegan.checkpoint import safe_load
-from semstylegan.train import TrainConfig, Trainer
+from semstylegan.train import Trainer
+from semstylegan.config import TrainConfig
 from semstylegan.official import official_step_check, official_draws
 from conftest import SHARED
 

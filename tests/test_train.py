@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 import torch.multiprocessing as tmp_mp
 
-from semstylegan.train import Trainer, train_config
+from semstylegan.train import Trainer
+from semstylegan.config import train_config
 from _helpers import popen_cli
 
 SMALL = dict(size=32, coarse_size=16, min_feat_size=8, style_dim=32, n_mlp=2, local_channel=16, coarse_channel=32, max_channels=32)

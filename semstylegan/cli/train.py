@@ -9,7 +9,8 @@ __all__ = ['add_train_args', 'config_from_args', 'cmd_train']
 import argparse, json, os, sys
 from pathlib import Path
 import torch
-from ..train import TRAIN_PRESETS, setup_distributed, train_config
+from ..train import setup_distributed
+from ..config import TRAIN_PRESETS, train_config
 from ..run import Run, check_length
 import torch.distributed as dist
 
