@@ -190,15 +190,9 @@ class EncoderRun:
     photo / reconstruction grid per checkpoint, and `encoder.safetensors` at the end. Every step's batch is drawn
     from (seed, step) alone, so a resumed run continues exactly where the killed one was."""
     def __init__(self, G, out, resume=False, generator_path=None, device='cpu', log=print, progress=True, **settings):
-        from semstylegan.run import latest_checkpoint, truncate_metrics
+        from semstylegan.run import open_run_folder, truncate_metrics
         self.out, self.log, self.progress = Path(out), log, progress
-        ck = latest_checkpoint(self.out)
-        held = ck is not None or (self.out / 'metrics.jsonl').exists()
-        if resume and not held:
-            raise ValueError(f'{self.out}: no encoder run to resume here; leave out --resume to start one')
-        if not resume and held:
-            raise ValueError(f'{self.out}: already holds an encoder run; pass --resume to continue it, or choose '
-                             'another --out')
+        ck = open_run_folder(self.out, resume, 'encoder run', held=('metrics.jsonl',))
         state = torch.load(ck, map_location='cpu', weights_only=False) if ck else None
         self.s = {**SETTINGS, **{k: v for k, v in settings.items() if v is not None}}
         if state: self.s = {**state['settings'], **{k: self.s[k] for k in ('ckpt_every', 'log_every', 'keep')}}
@@ -251,26 +245,14 @@ def train_step(self:EncoderRun):
 # %% ../nbs/14_encoder.ipynb #f26308c8
 @patch
 def fit(self:EncoderRun, steps=None, minutes=None):
-    "Train until `steps` in all or for `minutes`; returns the last logged record."
-    from tqdm.auto import tqdm
-    from semstylegan.run import check_length
+    "Train until `steps` in all or for `minutes`; returns the last logged record. The loop is the training run's."
+    from semstylegan.run import FitLoop, Log, Every, Progress, AtEnd, check_length
     check_length(steps, minutes)
-    steps = steps or 2000
-    t_stop = time.time() + 60 * minutes if minutes else None
-    bar = tqdm(total=None if minutes else steps, initial=self.step, disable=not self.progress, unit='step')
-    pending, t0, rec = [], time.time(), {}
-    while self.step < steps and not (t_stop and time.time() > t_stop):
-        pending.append(self.train_step())
-        bar.update(1)
-        done = self.step >= steps or bool(t_stop and time.time() > t_stop)
-        if self.step % self.s['log_every'] == 0 or done:
-            rec = self._log(pending, len(pending) * self.s['batch'] / (time.time() - t0))
-            pending, t0 = [], time.time()
-            bar.set_postfix({k: f'{v:.3g}' for k, v in rec.items() if k in ('image', 'code')})
-        if self.step % self.s['ckpt_every'] == 0 or done: self.checkpoint()
-    bar.close()
-    self.finish()
-    return rec
+    def record(pending, seconds): return self._log(pending, len(pending) * self.s['batch'] / seconds)
+    callbacks = [Log(self.s['log_every'], record),
+                 Every(self.s['ckpt_every'], self.checkpoint), Progress(('image', 'code'), self.progress),
+                 AtEnd(self.finish)]
+    return FitLoop(self.train_step, lambda: self.step, callbacks).fit(steps or 2000, minutes)
 
 @patch
 def _log(self:EncoderRun, pending, img_s):
@@ -283,11 +265,11 @@ def _log(self:EncoderRun, pending, img_s):
 @patch
 def checkpoint(self:EncoderRun):
     "checkpoints/{step}.pt (atomic; the last `keep` kept) and a photo / reconstruction grid."
-    from semstylegan.run import run_checkpoints
+    from semstylegan.run import prune_checkpoints
     state = dict(format=ENCODER_FORMAT, hp=self.E.hp, encoder=self.E.state_dict(), optim=self.opt.state_dict(),
                  step=self.step, settings=self.s, generator=self.generator_path)
     atomic_write(self.out / 'checkpoints' / f'{self.step:06d}.pt', lambda t: torch.save(state, t))
-    for old in run_checkpoints(self.out)[:-self.s['keep']]: old.unlink()
+    prune_checkpoints(self.out, self.s['keep'])
     save_image(self.samples(), self.out / 'samples' / f'{self.step:06d}.png')
 
 @patch
