@@ -151,37 +151,44 @@ def run_bench(preset_name='celebamask-256', batch=4, threads=2, device='cpu', re
                malloc_tuned=bool(tune_allocator()) if tune else False)
     amps = [None] + ([torch.bfloat16] if str(device).startswith('cuda') else []) if amp is None else [amp]
     official = dict(zip(['g_forward', 'g_d_forward_backward'], _official_passes(G, D, z)))
-    def timed(name, tag, fn):
-        "Time `fn` as res[name_s+tag], beside the official computation (float32) the first time."
-        side = reference and tag == ('' if amps[0] is None else '_bf16')
+    for dt in amps:
+        _bench_dtype(G, D, z, dt, res, official, reference and dt == amps[0], repeat, device, log, profile, compile)
+    return res
+
+# %% ../nbs/08_bench.ipynb #30ab9c96
+def _bench_dtype(G, D, z, dt, res, official, side, repeat, device, log, profile, compile):
+    "The passes of `run_bench` under autocast to `dt` (None: float32) into `res`; `side`: beside the official ones."
+    tag = '' if dt is None else '_bf16'
+    ctx = (lambda: torch.autocast('cuda', dtype=dt)) if dt is not None else nullcontext
+    def timed(name, fn):
+        "Time `fn` as res[name_s+tag], beside the official computation (float32) when `side`."
         t = time_side_by_side(dict(ours=fn, official=official[name]) if side else dict(ours=fn), repeat=repeat,
                               device=device)
         res[f'{name}_s{tag}'] = t['ours']
         if side:
             res[f'{name}_official_algorithm_s'], res[f'{name}_speedup'] = t['official'], t['official'] / t['ours']
         log(f'{name}{tag}: {t["ours"]:.3f} s' + (f', official {t["official"]:.3f} s' if side else ''))
-    for dt in amps:
-        tag = '' if dt is None else '_bf16'
-        ctx = (lambda: torch.autocast('cuda', dtype=dt)) if dt is not None else nullcontext
-        def fwd():
-            with torch.no_grad(), ctx(): G(z, noise_mode='const')
-        timed('g_forward', tag, fwd)
-        def step():
-            with ctx():
-                out = G(z)
-                loss = F.softplus(-D(out.image, out.seg)).mean()
-            loss.backward()
-            G.zero_grad(set_to_none=True); D.zero_grad(set_to_none=True)
-        timed('g_d_forward_backward', tag, step)
-        res[f'g_images_per_s{tag}'] = batch / res[f'g_forward_s{tag}']
-        if str(device).startswith('cuda'):
-            torch.cuda.reset_peak_memory_stats(); step(); torch.cuda.synchronize()
-            res[f'peak_memory_gb{tag}'] = torch.cuda.max_memory_allocated() / 2**30
-        if profile:
-            res[f'profile{tag}'] = dict(g_forward=profile_ops(fwd, device, profile),
-                                        g_d_step=profile_ops(step, device, profile))
-        if compile: _time_compiled(G, z, ctx, tag, res, repeat, device)
-    return res
+    def fwd():
+        with torch.no_grad(), ctx(): G(z, noise_mode='const')
+    timed('g_forward', fwd)
+    def step():
+        with ctx():
+            out = G(z)
+            loss = F.softplus(-D(out.image, out.seg)).mean()
+        loss.backward()
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+    timed('g_d_forward_backward', step)
+    res[f'g_images_per_s{tag}'] = z.shape[0] / res[f'g_forward_s{tag}']
+    if str(device).startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        res[f'peak_memory_gb{tag}'] = torch.cuda.max_memory_allocated() / 2**30
+    if profile:
+        res[f'profile{tag}'] = dict(g_forward=profile_ops(fwd, device, profile),
+                                    g_d_step=profile_ops(step, device, profile))
+    if compile: _time_compiled(G, z, ctx, tag, res, repeat, device)
 
 # %% ../nbs/08_bench.ipynb #tim00cmp
 def _time_compiled(G, z, ctx, tag, res, repeat, device):

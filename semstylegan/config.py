@@ -37,8 +37,7 @@ class TrainConfig:
     mixing: float = 0.3
     mixing_per_sample: bool = False    # the mixing coin per sample, not per batch (the official)
     ema_decay: float = 0.5 ** (32 / 10000)
-    # >0: EMA half-life at most this fraction of the images seen (stylegan2-ada); 0: official
-    ema_rampup: float = 0.0
+    ema_rampup: float = 0.0            # >0: EMA half-life at most this share of the images seen (stylegan2-ada)
     flip: bool = False                 # horizontal flip augmentation (doubles the dataset)
     image_only: bool = False           # fine-tuning on images: mask branch of D off, mask losses off
     freeze_local: bool = False         # keep the local generators and their Fourier features fixed (G and G_ema)
@@ -54,17 +53,26 @@ class TrainConfig:
     keep: int = 3                      # checkpoints kept
     n_sample: int = 16
     def __post_init__(self): self.model = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model.items()}
-    def to_dict(self): return asdict(self)
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown: raise ValueError(f'unknown training settings {sorted(unknown)}; known: {sorted(known)}')
-        return cls(**d)
-    def model_config(self): return preset(self.preset, **self.model)
-    def __str__(self):
-        return '\n'.join(f'{k:16s} {v}' + (f'  # {DEPARTURES[k]}' if k in DEPARTURES else '')
-                         for k, v in self.to_dict().items())
+
+# %% ../nbs/11_config.ipynb #fc6870cc
+@patch
+def to_dict(self:TrainConfig): return asdict(self)
+
+@patch(cls_method=True)
+def from_dict(cls:TrainConfig, d):
+    "The config of a dictionary written by `to_dict`; unknown keys are an error that lists the known ones."
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown: raise ValueError(f'unknown training settings {sorted(unknown)}; known: {sorted(known)}')
+    return cls(**d)
+
+@patch
+def model_config(self:TrainConfig): return preset(self.preset, **self.model)
+
+@patch
+def __str__(self:TrainConfig):
+    return '\n'.join(f'{k:16s} {v}' + (f'  # {DEPARTURES[k]}' if k in DEPARTURES else '')
+                     for k, v in self.to_dict().items())
 
 # %% ../nbs/11_config.ipynb #depcd01
 DEPARTURES = dict(    # settings whose non-default values depart from the official step, and what that buys

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .layers import (ConstModulatedConv2d, Upsample, NoiseInjection, FusedLeakyReLU,
                                 FourierEmbedding, make_coords)
-from .latent import MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES, CELEBAMASK_TRANSPARENT
+from .latent import (MappingNetwork, LatentLayout, WPlus, truncate, CELEBAMASK_CLASSES,
+                                CELEBAMASK_TRANSPARENT)
 from .fusion import fuse_masks
 
 # %% ../nbs/04_generator.ipynb #487833fe
@@ -67,24 +68,29 @@ class ModelConfig:
 
     @property
     def layout(self): return LatentLayout(self.class_names, self.base_layers, self.depth_layers, self.local_layers)
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown: raise ValueError(f'unknown ModelConfig fields {sorted(unknown)}; known: {sorted(names)}')
-        return cls(**d)
-    @classmethod
-    def from_official(cls, args):
-        "Build from an official `args` Namespace or dict (train.py flag names); extra training flags are ignored."
-        a = vars(args) if not isinstance(args, dict) else args
-        kw = {ours: a[theirs] for ours, theirs in _OFFICIAL_NAMES.items() if theirs in a and a[theirs] is not None}
-        if 'transparent_dims' not in a: kw['transparent_classes'] = ()
-        kw.update({k: a[k] for k in _EXTENSIONS if k in a})  # our extensions, when a file we exported carries them
-        return cls(**kw)
-    @property
-    def official_compatible(self):
-        "True when the official code can build this model (no extension in use)."
-        return all(getattr(self, k) == v for k, v in _EXTENSIONS.items())
+
+# %% ../nbs/04_generator.ipynb #58917c53
+@patch(cls_method=True)
+def from_dict(cls:ModelConfig, d):
+    "The config of a dictionary written by `to_dict`; unknown fields are an error that lists the known ones."
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown: raise ValueError(f'unknown ModelConfig fields {sorted(unknown)}; known: {sorted(names)}')
+    return cls(**d)
+
+@patch(cls_method=True)
+def from_official(cls:ModelConfig, args):
+    "Build from an official `args` Namespace or dict (train.py flag names); extra training flags are ignored."
+    a = vars(args) if not isinstance(args, dict) else args
+    kw = {ours: a[theirs] for ours, theirs in _OFFICIAL_NAMES.items() if theirs in a and a[theirs] is not None}
+    if 'transparent_dims' not in a: kw['transparent_classes'] = ()
+    kw.update({k: a[k] for k in _EXTENSIONS if k in a})  # our extensions, when a file we exported carries them
+    return cls(**kw)
+
+@patch(as_prop=True)
+def official_compatible(self:ModelConfig):
+    "True when the official code can build this model (no extension in use)."
+    return all(getattr(self, k) == v for k, v in _EXTENSIONS.items())
 
 # %% ../nbs/04_generator.ipynb #54e46cd2
 @patch

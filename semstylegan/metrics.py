@@ -258,17 +258,11 @@ def _edit(wp, donor, name, kind, mode):
     if mode == 'interpolate': return wp.lerp(names, donor, 0.5)
     return wp.replace(names, donor)
 
-# %% ../nbs/12_metrics.ipynb #310e66b9
-@torch.no_grad()
-def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=KINDS, regions=None, threshold=0.05,
-             lpips=None, device=None, progress=False):
-    """The locality benchmark (see above). Returns {'per_region': {class: {kind: metrics}},
-    'overall': {kind: metrics}, ...}."""
+# %% ../nbs/12_metrics.ipynb #56a981a9
+def _locality_sums(G, n, batch, seed, truncation, mode, kinds, names, threshold, lpips, device, progress):
+    "Per (region, kind): the sums over `n` samples of the changes outside and inside the region, and the pixel counts."
     from tqdm.auto import tqdm
-    if mode not in ('resample', 'swap', 'interpolate'):
-        raise ValueError(f"mode must be 'resample', 'swap' or 'interpolate', got {mode!r}")
-    device = device or next(G.parameters()).device
-    L, names = G.layout, list(regions or G.layout.class_names)
+    L = G.layout
     w_avg = G.mean_w().to(device) if truncation != 1 else None
     g = torch.Generator().manual_seed(seed)
     keys = ('out_l1', 'out_changed', 'label_changed', 'in_l1', 'out_n', 'in_n') + (('out_lpips',) if lpips else ())
@@ -294,6 +288,11 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
                 if lpips:
                     lpips_map = lpips(base.image.clamp(-1, 1), out.image.clamp(-1, 1))[:, 0]
                     a['out_lpips'] += (lpips_map * outside).sum().item()
+    return acc
+
+# %% ../nbs/12_metrics.ipynb #310e66b9
+def _locality_summary(acc, names, kinds, lpips, **settings):
+    "The locality record: per region and kind the means of `acc`, and over regions the mean of each metric."
     per = {r: {} for r in names}
     for (r, kind), a in acc.items():
         o, ins = max(a['out_n'], 1), a['in_n']
@@ -312,8 +311,21 @@ def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=K
         o = overall[kind]
         # ratio of the means: rare regions do not dominate
         o['leak_ratio'] = o['out_l1'] / o['in_l1'] if o['in_l1'] else None
-    return dict(per_region=per, overall=overall, n=n, seed=seed, truncation=truncation, mode=mode, threshold=threshold,
-                shared_codes=bool(getattr(G.cfg, 'shared_codes', False)))
+    return dict(per_region=per, overall=overall, **settings)
+
+# %% ../nbs/12_metrics.ipynb #f4c936b4
+@torch.no_grad()
+def locality(G, n=64, batch=16, seed=0, truncation=1.0, mode='resample', kinds=KINDS, regions=None, threshold=0.05,
+             lpips=None, device=None, progress=False):
+    """The locality benchmark (see above). Returns {'per_region': {class: {kind: metrics}},
+    'overall': {kind: metrics}, ...}."""
+    if mode not in ('resample', 'swap', 'interpolate'):
+        raise ValueError(f"mode must be 'resample', 'swap' or 'interpolate', got {mode!r}")
+    device = device or next(G.parameters()).device
+    names = list(regions or G.layout.class_names)
+    acc = _locality_sums(G, n, batch, seed, truncation, mode, kinds, names, threshold, lpips, device, progress)
+    return _locality_summary(acc, names, kinds, lpips, n=n, seed=seed, truncation=truncation, mode=mode,
+                             threshold=threshold, shared_codes=bool(getattr(G.cfg, 'shared_codes', False)))
 
 # %% ../nbs/12_metrics.ipynb #c962cb6b
 def locality_table(res, kind='both', baseline=None):

@@ -143,7 +143,8 @@ def is_hidden(cell, directives):
 
 def patched_class(node):
     "The class a `@patch` function is added to (its `self` annotation), as nbdev's _modidx names it; else None."
-    patched = any(isinstance(d, ast.Name) and d.id == 'patch' for d in getattr(node, 'decorator_list', []))
+    decorators = [d.func if isinstance(d, ast.Call) else d for d in getattr(node, 'decorator_list', [])]
+    patched = any(isinstance(d, ast.Name) and d.id == 'patch' for d in decorators)     # @patch, @patch(cls_method=True)
     annotation = node.args.args[0].annotation if patched and node.args.args else None
     return annotation.id if isinstance(annotation, ast.Name) else None
 

@@ -222,12 +222,9 @@ def _train_parsers(sub):
     from semstylegan.cli.encoder import add_encoder_parser
     add_encoder_parser(sub)
 
-# %% ../../nbs/cli/06_main.ipynb #dac2e995
-def make_parser():
-    p = argparse.ArgumentParser(
-        prog='semstylegan',
-        description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
-    sub = p.add_subparsers(dest='command', required=True)
+# %% ../../nbs/cli/06_main.ipynb #25837d67
+def _model_parsers(sub):
+    "`info`, `sample` and `convert`: a model and what it makes."
     s = sub.add_parser('info', help='configuration, parameter counts and latent layout'); _model_args(s)
     s.add_argument('--json', action='store_true', help='machine-readable output'); s.set_defaults(fn=cmd_info)
     s = sub.add_parser('sample', help='sample images and masks'); _model_args(s)
@@ -243,8 +240,10 @@ def make_parser():
     s = sub.add_parser('convert', help='official checkpoint <-> semstylegan checkpoint')
     s.add_argument('src', type=Path); s.add_argument('--out', type=Path, required=True, help='.safetensors or .pt')
     s.add_argument('--to', default='semstylegan', choices=['semstylegan', 'official']); s.set_defaults(fn=cmd_convert)
-    _prepare_parser(sub)
-    _train_parsers(sub)
+
+# %% ../../nbs/cli/06_main.ipynb #d85a756d
+def _bench_parser(sub):
+    "`bench`: the speed of the model, the loader, the synthetic faces, a training step or an explorer update."
     s = sub.add_parser('bench', help='speed of the model, the data loader or the synthetic faces (JSON)')
     s.add_argument('--what', default='model', choices=['model', 'loader', 'synthetic', 'train', 'explore'],
                    help='model: G forward and G+D forward/backward (default); loader: pairs/s from a prepared folder; '
@@ -272,6 +271,11 @@ def make_parser():
                         "the official step runs in float32")
     s.add_argument('--roofline', choices=list(GPUS), metavar='GPU',
                    help=f"train: each phase's lower bound on GPU ({', '.join(GPUS)}), from the ops run here")
+    _bench_settings(s)
+
+# %% ../../nbs/cli/06_main.ipynb #2cbb283d
+def _bench_settings(s):
+    "The `bench` flags that choose the forms of the filters and convolutions, and the loader's and the output's."
     s.add_argument('--fir', choices=['auto', *FIR_FORMS],
                    help="form of the FIR filters (default $SEMSTYLEGAN_FIR or auto: the depth-wise conv on a CPU, "
                         "the fastest form per shape, timed once, on a GPU; the JSON's 'fir' says what auto chose)")
@@ -287,6 +291,17 @@ def make_parser():
                    help='loader: without the flip augmentation (default: with, as in training)')
     s.add_argument('--size', type=positive, help='synthetic: resolution (default 128)')
     s.add_argument('--out', type=Path, help='JSON file (default: stdout)'); s.set_defaults(fn=cmd_bench, parser=s)
+
+# %% ../../nbs/cli/06_main.ipynb #dac2e995
+def make_parser():
+    p = argparse.ArgumentParser(
+        prog='semstylegan',
+        description='SemanticStyleGAN: prepare data, train, sample, inspect, convert and benchmark models.')
+    sub = p.add_subparsers(dest='command', required=True)
+    _model_parsers(sub)
+    _prepare_parser(sub)
+    _train_parsers(sub)
+    _bench_parser(sub)
     for name, s in sub.choices.items():
         if name not in ('prepare', 'train', 'demo'):
             s.add_argument('-v', '--verbose', action='store_true', help='report progress')

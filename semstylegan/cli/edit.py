@@ -10,7 +10,11 @@ import argparse, json, os, sys
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from ..edit import ATTRIBUTE_REGIONS, EDIT_ATTRIBUTES, attribute_classifier_path, attribute_report, check_classifier, codes_from_seeds, component_buildup, edit_codes, fit_boundary, interpolate_codes, invert, label_samples, load_attribute_classifier, mix_grid, read_photos, render, render_frames, save_codes, save_frames, spline_codes, train_attribute_classifier
+from ..edit import (ATTRIBUTE_REGIONS, EDIT_ATTRIBUTES, attribute_classifier_path, attribute_report,
+                              check_classifier, codes_from_seeds, component_buildup, edit_codes, fit_boundary,
+                              interpolate_codes, invert, label_samples, load_attribute_classifier, mix_grid,
+                              read_photos, render, render_frames, save_codes, save_frames, spline_codes,
+                              train_attribute_classifier)
 from ..latent import WPlus
 from ..viz import colorize, make_grid, save_image, to_uint8
 from .args import codes_arg
@@ -148,34 +152,46 @@ def _count(v):
     return int(v)
 
 # %% ../../nbs/cli/05_edit.ipynb #7958d59d
+def _common(s, seeds=True):
+    "The flags of every editing command: the model, the codes, the output."
+    s.add_argument('--ckpt', help='checkpoint (ours or official; default: the shipped tiny model)')
+    if seeds:
+        s.add_argument('--seeds', type=int, nargs='+', help='seeds of the codes (default 0..)')
+        s.add_argument('--codes', help='a codes file instead of seeds (ours, or official W / W+ .pt)')
+    s.add_argument('--truncation', type=float, default=0.7)
+    s.add_argument('--out', type=Path, default=Path('out'), help='output folder (default ./out)')
+    s.add_argument('--device', default=None)
+    s.add_argument('-q', '--quiet', action='store_true')
+
+def _regions(s):
+    "The flags that choose the regions edited and what of their codes (shape, texture or both)."
+    s.add_argument('--regions', nargs='+', help='classes or groups (face = skin eyes brows mouth nose)')
+    s.add_argument('--kind', default='both', choices=['shape', 'texture', 'both'])
+
+# %% ../../nbs/cli/05_edit.ipynb #08dfbe3e
 def add_edit_parsers(sub):
-    def common(s, seeds=True):
-        s.add_argument('--ckpt', help='checkpoint (ours or official; default: the shipped tiny model)')
-        if seeds:
-            s.add_argument('--seeds', type=int, nargs='+', help='seeds of the codes (default 0..)')
-            s.add_argument('--codes', help='a codes file instead of seeds (ours, or official W / W+ .pt)')
-        s.add_argument('--truncation', type=float, default=0.7)
-        s.add_argument('--out', type=Path, default=Path('out'), help='output folder (default ./out)')
-        s.add_argument('--device', default=None); s.add_argument('-q', '--quiet', action='store_true')
-    def regions(s):
-        s.add_argument('--regions', nargs='+', help='classes or groups (face = skin eyes brows mouth nose)')
-        s.add_argument('--kind', default='both', choices=['shape', 'texture', 'both'])
+    "`components`, `interpolate`, `mix`, `invert` and `edit`, with the text edits' flags on `edit`."
     s = sub.add_parser('components', help='component-wise synthesis with pseudo-depths')
-    common(s)
+    _common(s)
     s.set_defaults(fn=_run_edit(cmd_components))
     s = sub.add_parser('interpolate', help='interpolate chosen regions between codes (grid, GIF, MP4)')
-    common(s)
-    regions(s)
+    _common(s)
+    _regions(s)
     s.add_argument('--steps', type=positive, default=8)
     s.add_argument('--method', default='linear', choices=['linear', 'slerp', 'spline'])
     s.add_argument('--gif', action='store_true'); s.add_argument('--mp4', action='store_true')
     s.add_argument('--fps', type=positive, default=12)
     s.set_defaults(fn=_run_edit(cmd_interpolate))
     s = sub.add_parser('mix', help='local style mixing grid: targets x donors for chosen regions')
-    common(s)
-    regions(s)
+    _common(s)
+    _regions(s)
     s.add_argument('--donors', type=int, nargs='+', help='donor seeds'); s.set_defaults(fn=_run_edit(cmd_mix))
-    s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); common(s, seeds=False)
+    _invert_parser(sub)
+    _edit_parser(sub)
+
+# %% ../../nbs/cli/05_edit.ipynb #ebe98f38
+def _invert_parser(sub):
+    s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); _common(s, seeds=False)
     s.add_argument('images', help='an image or a folder of images')
     s.add_argument('--steps', type=_count, help='optimisation steps (default 400; 0 with --encoder)')
     s.add_argument('--encoder', help="an encoder (a file, a train-encoder folder, or 'tiny' for the shipped one): "
@@ -185,10 +201,13 @@ def add_edit_parsers(sub):
     s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
     s.add_argument('--skip-bad', action='store_true', help='skip unreadable images (listed on stderr), do not stop')
     s.set_defaults(fn=_run_edit(cmd_invert))
+
+# %% ../../nbs/cli/05_edit.ipynb #1d0af42a
+def _edit_parser(sub):
     s = sub.add_parser('edit', help="attribute edit restricted to regions (default: the attribute's own region; "
                                     "'all': every code)")
-    common(s)
-    regions(s)
+    _common(s)
+    _regions(s)
     s.add_argument('--attr', '--attribute', default='smiling', choices=EDIT_ATTRIBUTES, help='(default smiling)')
     s.add_argument('--method', default='interfacegan', choices=['interfacegan', 'styleflow'],
                    help='interfacegan: a boundary in W (default); styleflow: a conditional flow (semstylegan[flow])')

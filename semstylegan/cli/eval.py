@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from ..checkpoint import load_generator
 from ..core import CheckpointError, atomic_write
-from ..metrics import InceptionExtractor, TinyExtractor, evaluate_quality, load_lpips, load_segmenter, locality, locality_table, mask_consistency, plot_ious, plot_locality, save_segmenter, segmenter_accuracy, train_segmenter
+from ..metrics import (InceptionExtractor, TinyExtractor, evaluate_quality, load_lpips, load_segmenter,
+                                 locality, locality_table, mask_consistency, plot_ious, plot_locality, save_segmenter,
+                                 segmenter_accuracy, train_segmenter)
 from ..metrics import INCEPTION_FILE, INCEPTION_ENV, ALEXNET_FILE, ALEXNET_ENV
 
 # %% ../../nbs/cli/02_eval.ipynb #e0313003
@@ -42,51 +44,66 @@ def add_eval_args(p):
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
+# %% ../../nbs/cli/02_eval.ipynb #43ed53a8
+def _eval_quality(args, fake, out, device, prog):
+    "FID, KID or IS of a checkpoint or a folder of images against `--data`: (record, headline)."
+    ext = (TinyExtractor() if args.stand_in else InceptionExtractor(args.inception, device)).to(device)
+    res = evaluate_quality([args.metric], fake, args.data, ext, num=args.num or 50_000, batch=args.batch,
+                           seed=args.seed, truncation=args.truncation, num_real=args.num_real, device=device,
+                           progress=prog)
+    head = f"{args.metric} {res[args.metric]:.4f}" + (f" ± {res['is_std']:.4f}" if args.metric == 'is' else '')
+    return res, head
+
+def _eval_locality(args, fake, out, device, prog):
+    "The locality benchmark (and a baseline's, with `--baseline`), its table and figure: (record, headline)."
+    lp = load_lpips(args.lpips, device) if (args.lpips or os.environ.get(ALEXNET_ENV)) else None
+    kw = dict(n=args.num or 256, batch=args.batch, seed=args.seed, truncation=args.truncation, mode=args.mode,
+              lpips=lp, progress=prog)
+    res = locality(fake, **kw)
+    base = locality(load_generator(args.baseline).eval().to(device), **kw) if args.baseline else None
+    if base: res['baseline'] = base
+    (out / 'locality.md').write_text(locality_table(res, baseline=base) + '\n')
+    plot_locality(res, out / 'locality.png', baseline=base)
+    o = res['overall']['both']
+    head = (f"locality: outside L1 {o['out_l1']:.4f}, inside L1 {o['in_l1']:.4f}, "
+            f"leak ratio {o['leak_ratio']:.3f}"
+            + (f" (baseline {base['overall']['both']['leak_ratio']:.3f})" if base else ''))
+    return res, head
+
+# %% ../../nbs/cli/02_eval.ipynb #1134f469
+def _eval_masks(args, fake, out, device, prog):
+    "Generated masks against a segmenter (trained on `--data` unless given), with its figure: (record, headline)."
+    size = fake.cfg.size
+    if args.segmenter: net = load_segmenter(args.segmenter).to(device)
+    else:
+        net = train_segmenter(args.data, size, args.seg_steps, n_classes=fake.cfg.n_classes, device=device,
+                              progress=prog)
+        save_segmenter(net, out / 'segmenter.safetensors', data=str(args.data), size=size, steps=args.seg_steps)
+    names = list(fake.cfg.class_names)
+    res = dict(segmenter_on_real=segmenter_accuracy(net, args.data, size, names=names),
+               generated=mask_consistency(fake, net, args.num or 256, args.batch, args.seed, args.truncation,
+                                          device))
+    plot_ious(res, out / 'masks.png')
+    head = (f"masks: mIoU {res['generated']['miou']:.3f} "
+            f"(segmenter on real data {res['segmenter_on_real']['miou']:.3f})")
+    return res, head
+
 # %% ../../nbs/cli/02_eval.ipynb #66b72d57
 def cmd_eval(args):
     "Run one evaluation and write OUT/<metric>.json (+ figures); prints the headline numbers."
     from semstylegan.core import resolve_device
     device = resolve_device(args.device)
     prog = not args.quiet
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     src = Path(args.ckpt)
     if not src.exists(): raise CheckpointError(f'{src}: no such checkpoint or folder')
     fake = src if src.is_dir() else load_generator(src).eval().to(device)
     if src.is_dir() and args.metric not in ('fid', 'kid', 'is'):
         raise ValueError(f'{args.metric} needs a checkpoint, got the folder {src}')
-    if args.metric in ('fid', 'kid', 'is'):
-        ext = (TinyExtractor() if args.stand_in else InceptionExtractor(args.inception, device)).to(device)
-        res = evaluate_quality([args.metric], fake, args.data, ext, num=args.num or 50_000, batch=args.batch,
-                               seed=args.seed, truncation=args.truncation, num_real=args.num_real, device=device,
-                               progress=prog)
-        head = f"{args.metric} {res[args.metric]:.4f}" + (f" ± {res['is_std']:.4f}" if args.metric == 'is' else '')
-    elif args.metric == 'locality':
-        lp = load_lpips(args.lpips, device) if (args.lpips or os.environ.get(ALEXNET_ENV)) else None
-        kw = dict(n=args.num or 256, batch=args.batch, seed=args.seed, truncation=args.truncation, mode=args.mode,
-                  lpips=lp, progress=prog)
-        res = locality(fake, **kw)
-        base = locality(load_generator(args.baseline).eval().to(device), **kw) if args.baseline else None
-        if base: res['baseline'] = base
-        (out / 'locality.md').write_text(locality_table(res, baseline=base) + '\n')
-        plot_locality(res, out / 'locality.png', baseline=base)
-        o = res['overall']['both']
-        head = (f"locality: outside L1 {o['out_l1']:.4f}, inside L1 {o['in_l1']:.4f}, "
-                f"leak ratio {o['leak_ratio']:.3f}"
-                + (f" (baseline {base['overall']['both']['leak_ratio']:.3f})" if base else ''))
-    else:
-        size = fake.cfg.size
-        if args.segmenter: net = load_segmenter(args.segmenter).to(device)
-        else:
-            net = train_segmenter(args.data, size, args.seg_steps, n_classes=fake.cfg.n_classes, device=device,
-                                  progress=prog)
-            save_segmenter(net, out / 'segmenter.safetensors', data=str(args.data), size=size, steps=args.seg_steps)
-        names = list(fake.cfg.class_names)
-        res = dict(segmenter_on_real=segmenter_accuracy(net, args.data, size, names=names),
-                   generated=mask_consistency(fake, net, args.num or 256, args.batch, args.seed, args.truncation,
-                                              device))
-        plot_ious(res, out / 'masks.png')
-        head = (f"masks: mIoU {res['generated']['miou']:.3f} "
-                f"(segmenter on real data {res['segmenter_on_real']['miou']:.3f})")
+    run = {'fid': _eval_quality, 'kid': _eval_quality, 'is': _eval_quality, 'locality': _eval_locality,
+           'masks': _eval_masks}
+    res, head = run[args.metric](args, fake, out, device, prog)
     res.update(metric=args.metric, ckpt=str(src))
     atomic_write(out / f'{args.metric}.json', lambda t: Path(t).write_text(json.dumps(res, indent=1)))
     print(head)
