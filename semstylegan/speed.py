@@ -17,6 +17,7 @@ from .edit import codes_from_seeds
 from .train import Trainer, cpu_has_bf16
 from .config import TrainConfig, train_config
 from .explore import LiveSynthesis
+from .bench import reference_branch
 
 # %% ../nbs/20_speed.ipynb #601b8f90
 def _phases(tr, img, mask, st):
@@ -80,22 +81,10 @@ class _OfficialG:
 
 # %% ../nbs/20_speed.ipynb #5cf1b968
 class _OfficialD:
-    "Discriminator facade with the official FIR formulation and memory layout (for timing)."
+    "Discriminator facade computing with the official algorithm (chapter 8's `reference_branch`; for timing)."
     def __init__(self, D): self.__dict__['D'] = D
     def __getattr__(self, k): return getattr(self.D, k)
-    def _layer(self, seq, x):
-        from semstylegan.bench import native_upfirdn2d
-        from semstylegan.layers import Blur, FusedLeakyReLU
-        for m in seq:
-            if isinstance(m, Blur): x = native_upfirdn2d(x, m.kernel, 1, m.pad)
-            elif isinstance(m, FusedLeakyReLU): x = F.leaky_relu(x + m.bias.reshape(1, -1, 1, 1), 0.2) * math.sqrt(2)
-            else: x = m(x)
-        return x
-    def _branch(self, branch, x):
-        x = self._layer(branch[0], x)
-        for b in branch[1:]: x = (self._layer(b.conv2, self._layer(b.conv1, x)) + self._layer(b.skip, x)) / math.sqrt(2)
-        return x
-    def branch(self, x, mask=False): return self._branch(self.D.convs_seg if mask else self.D.convs_img, x)
+    def branch(self, x, mask=False): return reference_branch(self.D.convs_seg if mask else self.D.convs_img, x)
     def branches(self, image, seg=None): return self.branch(image), None if seg is None else self.branch(seg, True)
     def head(self, x): return self.D.head(x)
     def __call__(self, image, seg=None):
