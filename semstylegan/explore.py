@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from fastcore.basics import patch
 from .generator import GeneratorOutput
 from .latent import WPlus
 from .layers import make_coords, transform_coords
@@ -43,12 +44,6 @@ class LiveSynthesis:
         self._keys, self._h, self._d = {}, {}, {}
         self.reran = []
 
-    def _fresh(self, k, codes, grid):
-        if k not in self._keys: return False
-        c0, g0 = self._keys[k]
-        if c0.shape != codes.shape or not torch.equal(c0, codes): return False
-        return (g0 is None and grid is None) or (g0 is not None and grid is not None and torch.equal(g0, grid))
-
     @torch.no_grad()
     def __call__(self, wplus, coords=None, composition_mask=None) -> GeneratorOutput:
         """W+ (or expanded) codes -> `GeneratorOutput`, as `G.synthesis(wplus, noise_mode, coords=coords,
@@ -71,6 +66,14 @@ class LiveSynthesis:
         depth = torch.stack([self._d[k] for k in range(K)], 1)
         image, seg, seg_coarse = G.compose(h, depth, self.noise_mode, composition_mask=composition_mask)
         return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, K, c, c), codes, wp)
+
+# %% ../nbs/17_explore.ipynb #3aeca1f4
+@patch
+def _fresh(self:LiveSynthesis, k, codes, grid):
+    if k not in self._keys: return False
+    c0, g0 = self._keys[k]
+    if c0.shape != codes.shape or not torch.equal(c0, codes): return False
+    return (g0 is None and grid is None) or (g0 is not None and grid is not None and torch.equal(g0, grid))
 
 # %% ../nbs/17_explore.ipynb #73099a5e
 def _need_widgets():
@@ -107,37 +110,9 @@ class Explorer:
         if key not in self._seeds: self._seeds[key] = codes_from_seeds(self.G, [seed], key[1], self.w_avg)
         return self._seeds[key].clone()
 
-    # --- the update cycle
-    def watch(self, *widgets):
-        for w in widgets: w.observe(self._changed, 'value')
-
-    def _changed(self, change=None):
-        if self._held: return
-        if self.debounce > 0 and change is not None and _from_frontend(change):
-            try: loop = asyncio.get_running_loop()
-            except RuntimeError: loop = None
-            if loop is not None:
-                if self._pending is not None: self._pending.cancel()
-                self._pending = loop.call_later(self.debounce, self._fire)
-                return
-        self.update()
-
-    def _fire(self):
-        self._pending = None
-        try: self.update()
-        except Exception: pass   # shown in the status line by `update`
-
-    @contextmanager
-    def hold(self):
-        "Set several controls, then update once."
-        self._held += 1
-        try: yield self
-        finally:
-            self._held -= 1
-            if not self._held: self.update()
-
     def codes(self) -> WPlus: raise NotImplementedError
     def synthesize(self): return self.live(self.codes())
+
     def panels(self, o):
         "uint8 (3,S,S) pictures shown side by side: image and mask by default."
         return [to_uint8(o.image[0]).cpu(), colorize(o.mask[0].cpu(), self.G.cfg.n_classes)]
@@ -146,57 +121,99 @@ class Explorer:
         "The pseudo-depth of class `k`, upsampled to the image size (black for the background)."
         return depth_image(o.depths[0], k, self.G.cfg.size)
 
-    def update(self):
-        "Recompute the output from the controls and redraw."
-        t0 = time.perf_counter()
-        try:
-            o = self.synthesize()
-            panels = self.panels(o)
-        except Exception as e:
-            self.show_error(e)
-            raise
-        self.out = o
-        self.image = to_uint8(o.image[0]).permute(1, 2, 0).cpu().numpy()
-        self.mask = o.mask[0].cpu().numpy()
-        self.frame = torch.cat(panels, -1)
-        self.view.value = png_bytes(self.frame, max(1, self.display // self.G.cfg.size), compress_level=1)  # fast
-        self.renders += 1
-        self.last_ms = 1000 * (time.perf_counter() - t0)
-        self.status.value = (f'<small>update {self.renders} · {self.last_ms:.0f} ms · reran {len(self.live.reran)}/'
-                             f'{self.G.cfg.n_classes} local generators</small>')
+# %% ../nbs/17_explore.ipynb #f96b7243
+@patch
+def watch(self:Explorer, *widgets):
+    for w in widgets: w.observe(self._changed, 'value')
 
-    def save(self, prefix):
-        "Write `prefix`.png (the picture) and `prefix`.pt (the codes); returns both paths."
-        prefix = Path(prefix); prefix.parent.mkdir(parents=True, exist_ok=True)
-        png = save_image(self.frame, prefix.with_suffix('.png'))
-        pt = save_codes(prefix.with_suffix('.pt'), self.codes(), explorer=type(self).__name__)
-        return png, pt
+@patch
+def _changed(self:Explorer, change=None):
+    if self._held: return
+    if self.debounce > 0 and change is not None and _from_frontend(change):
+        try: loop = asyncio.get_running_loop()
+        except RuntimeError: loop = None
+        if loop is not None:
+            if self._pending is not None: self._pending.cancel()
+            self._pending = loop.call_later(self.debounce, self._fire)
+            return
+    self.update()
 
-    def show_error(self, e):
-        "Put an exception in the status line (and keep it in `error`)."
-        self.error = e
-        self.status.value = f'<span style="color:#b00020">{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>'
+@patch
+def _fire(self:Explorer):
+    self._pending = None
+    try: self.update()
+    except Exception: pass   # shown in the status line by `update`
 
-    def guard(self, fn):
-        "Wrap a control's callback: an error is shown in the status line instead of lost in a log."
-        def run(*a, **k):
-            self.error = None
-            try: return fn(*a, **k)
-            except Exception as e: self.show_error(e)
-        return run
+@patch
+@contextmanager
+def hold(self:Explorer):
+    "Set several controls, then update once."
+    self._held += 1
+    try: yield self
+    finally:
+        self._held -= 1
+        if not self._held: self.update()
 
-    def _save_row(self, default):
-        path, btn = W.Text(value=default, description='save to'), W.Button(description='save', icon='save')
-        def go(_):
-            try: self.status.value = 'saved ' + ', '.join(str(p) for p in self.save(path.value))
-            except Exception as e: self.show_error(e)
-        btn.on_click(go)
-        self.save_path, self.save_button = path, btn
-        return W.HBox([path, btn])
+# %% ../nbs/17_explore.ipynb #6acf6248
+@patch
+def update(self:Explorer):
+    "Recompute the output from the controls and redraw."
+    t0 = time.perf_counter()
+    try:
+        o = self.synthesize()
+        panels = self.panels(o)
+    except Exception as e:
+        self.show_error(e)
+        raise
+    self.out = o
+    self.image = to_uint8(o.image[0]).permute(1, 2, 0).cpu().numpy()
+    self.mask = o.mask[0].cpu().numpy()
+    self.frame = torch.cat(panels, -1)
+    self.view.value = png_bytes(self.frame, max(1, self.display // self.G.cfg.size), compress_level=1)  # fast
+    self.renders += 1
+    self.last_ms = 1000 * (time.perf_counter() - t0)
+    self.status.value = (f'<small>update {self.renders} · {self.last_ms:.0f} ms · reran {len(self.live.reran)}/'
+                         f'{self.G.cfg.n_classes} local generators</small>')
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)
+# %% ../nbs/17_explore.ipynb #7eaef6a3
+@patch
+def show_error(self:Explorer, e):
+    "Put an exception in the status line (and keep it in `error`)."
+    self.error = e
+    self.status.value = f'<span style="color:#b00020">{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>'
+
+@patch
+def guard(self:Explorer, fn):
+    "Wrap a control's callback: an error is shown in the status line instead of lost in a log."
+    def run(*a, **k):
+        self.error = None
+        try: return fn(*a, **k)
+        except Exception as e: self.show_error(e)
+    return run
+
+@patch
+def save(self:Explorer, prefix):
+    "Write `prefix`.png (the picture) and `prefix`.pt (the codes); returns both paths."
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    png = save_image(self.frame, prefix.with_suffix('.png'))
+    pt = save_codes(prefix.with_suffix('.pt'), self.codes(), explorer=type(self).__name__)
+    return png, pt
+
+@patch
+def _save_row(self:Explorer, default):
+    path, btn = W.Text(value=default, description='save to'), W.Button(description='save', icon='save')
+    def go(_):
+        try: self.status.value = 'saved ' + ', '.join(str(p) for p in self.save(path.value))
+        except Exception as e: self.show_error(e)
+    btn.on_click(go)
+    self.save_path, self.save_button = path, btn
+    return W.HBox([path, btn])
+
+@patch
+def _ipython_display_(self:Explorer):
+    from IPython.display import display
+    display(self.ui)
 
 # %% ../nbs/17_explore.ipynb #31e6913b
 class RegionInterpolator(Explorer):
@@ -233,42 +250,52 @@ class RegionInterpolator(Explorer):
         if self.a is None: self._load_seeds()
         self.update()
 
-    def _load_seeds(self):
-        self.a, self.b = self.seed_codes(self.seed_a.value), self.seed_codes(self.seed_b.value)
+# %% ../nbs/17_explore.ipynb #510ad60e
+@patch
+def _load_seeds(self:RegionInterpolator):
+    self.a, self.b = self.seed_codes(self.seed_a.value), self.seed_codes(self.seed_b.value)
+    self.b_override = {}
+
+@patch
+def _seeds_changed(self:RegionInterpolator, change):
+    self._load_seeds()
+    self._changed(change)
+
+@patch
+def endpoint(self:RegionInterpolator, region):
+    "The B codes for `region` (a randomised one if drawn)."
+    return self.b_override.get(region, self.b)
+
+@patch
+def codes(self:RegionInterpolator):
+    c = self.a.clone()
+    for (r, k), s in self.sliders.items():
+        if s.value: c = c.lerp(region_slots(self.G.layout, r, k), self.endpoint(r), s.value)
+    return c
+
+# %% ../nbs/17_explore.ipynb #39080972
+@patch
+def randomise(self:RegionInterpolator, region=None, seed=None):
+    "A fresh B for `region` (default: the selected one), with its sliders at 1."
+    r = region or self.region.value
+    seed = int(self._rng.integers(2**31)) if seed is None else seed
+    with self.hold():
+        self.b_override[r] = self.seed_codes(seed)
+        for k in self.kinds: self.sliders[(r, k)].value = 1.
+    return seed
+
+@patch
+def reset(self:RegionInterpolator):
+    "Every slider back to 0 (all regions from A), randomised endpoints forgotten."
+    with self.hold():
         self.b_override = {}
+        for s in self.sliders.values(): s.value = 0.
 
-    def _seeds_changed(self, change):
-        self._load_seeds(); self._changed(change)
-
-    def endpoint(self, region):
-        "The B codes for `region` (a randomised one if drawn)."
-        return self.b_override.get(region, self.b)
-
-    def codes(self):
-        c = self.a.clone()
-        for (r, k), s in self.sliders.items():
-            if s.value: c = c.lerp(region_slots(self.G.layout, r, k), self.endpoint(r), s.value)
-        return c
-
-    def randomise(self, region=None, seed=None):
-        "A fresh B for `region` (default: the selected one), with its sliders at 1."
-        r = region or self.region.value
-        seed = int(self._rng.integers(2**31)) if seed is None else seed
-        with self.hold():
-            self.b_override[r] = self.seed_codes(seed)
-            for k in self.kinds: self.sliders[(r, k)].value = 1.
-        return seed
-
-    def reset(self):
-        "Every slider back to 0 (all regions from A), randomised endpoints forgotten."
-        with self.hold():
-            self.b_override = {}
-            for s in self.sliders.values(): s.value = 0.
-
-    def panels(self, o):
-        p = super().panels(o)
-        if self.show_depth.value: p.append(self.depth_panel(o, self.G.layout.class_index(self.region.value)))
-        return p
+@patch
+def panels(self:RegionInterpolator, o):
+    p = super(RegionInterpolator, self).panels(o)
+    if self.show_depth.value: p.append(self.depth_panel(o, self.G.layout.class_index(self.region.value)))
+    return p
 
 # %% ../nbs/17_explore.ipynb #f9f4d7ab
 class StyleMixer(Explorer):
@@ -362,37 +389,46 @@ class PartMover(Explorer):
                           self._save_row('explore/move')])
         self.update()
 
-    def _store_move(self, change):
-        if self._held: return
-        self.moves[self.region.value] = (self.dx.value, self.dy.value, self.scale.value, self.rotate.value)
-        self._changed(change)
-
-    def _show_move(self, change):
-        dx, dy, s, r = self.moves.get(self.region.value, (0., 0., 1., 0.))
-        self._held += 1
-        try: self.dx.value, self.dy.value, self.scale.value, self.rotate.value = dx, dy, s, r
-        finally: self._held -= 1
-
-    def move(self, region, shift=(0., 0.), scale=1., rotate=0.):
-        "Set the move of `region` (a class or a group) from Python."
-        self.moves[region] = (float(shift[0]), float(shift[1]), float(scale), float(rotate))
-        if region == self.region.value: self._show_move(None)
-        self.update()
-
-    def reset(self):
-        self.moves.pop(self.region.value, None); self._show_move(None); self.update()
-
-    def coords(self):
-        "Per-class coordinate grids of the moved regions."
-        c, out = self.G.cfg.coarse_size, {}
-        for r, (dx, dy, s, rot) in self.moves.items():
-            if (dx, dy, s, rot) == (0., 0., 1., 0.): continue
-            g = transform_coords(make_coords(c), (dx, dy), s, rot)[0]
-            for name in region_classes(self.G.layout, r): out[name] = g
-        return out
-
     def codes(self): return self.seed_codes(self.seed.value)
     def synthesize(self): return self.live(self.codes(), coords=self.coords())
+
+# %% ../nbs/17_explore.ipynb #d6b547f6
+@patch
+def _store_move(self:PartMover, change):
+    if self._held: return
+    self.moves[self.region.value] = (self.dx.value, self.dy.value, self.scale.value, self.rotate.value)
+    self._changed(change)
+
+@patch
+def _show_move(self:PartMover, change):
+    dx, dy, s, r = self.moves.get(self.region.value, (0., 0., 1., 0.))
+    self._held += 1
+    try: self.dx.value, self.dy.value, self.scale.value, self.rotate.value = dx, dy, s, r
+    finally: self._held -= 1
+
+@patch
+def move(self:PartMover, region, shift=(0., 0.), scale=1., rotate=0.):
+    "Set the move of `region` (a class or a group) from Python."
+    self.moves[region] = (float(shift[0]), float(shift[1]), float(scale), float(rotate))
+    if region == self.region.value: self._show_move(None)
+    self.update()
+
+@patch
+def reset(self:PartMover):
+    self.moves.pop(self.region.value, None)
+    self._show_move(None)
+    self.update()
+
+# %% ../nbs/17_explore.ipynb #28005243
+@patch
+def coords(self:PartMover):
+    "Per-class coordinate grids of the moved regions."
+    c, out = self.G.cfg.coarse_size, {}
+    for r, (dx, dy, s, rot) in self.moves.items():
+        if (dx, dy, s, rot) == (0., 0., 1., 0.): continue
+        g = transform_coords(make_coords(c), (dx, dy), s, rot)[0]
+        for name in region_classes(self.G.layout, r): out[name] = g
+    return out
 
 # %% ../nbs/17_explore.ipynb #286f2caa
 def image_to_target(img, size):
@@ -446,63 +482,75 @@ class InversionEditor(Explorer):
                           self.view, self.status, self._save_row('explore/edit')])
         self.set_target(self.face(0) if target is None else target, invert=False)
 
-    def face(self, i):
-        "Built-in synthetic face `i` as a target (1,3,S,S) in [-1,1]."
-        return from_uint8(self._faces[i:i + 1])
+# %% ../nbs/17_explore.ipynb #6f592da0
+@patch
+def face(self:InversionEditor, i):
+    "Built-in synthetic face `i` as a target (1,3,S,S) in [-1,1]."
+    return from_uint8(self._faces[i:i + 1])
 
-    def _uploaded(self, change):
-        files = change['new']
-        if files: self.set_target(files[0]['content'])
+@patch
+def _uploaded(self:InversionEditor, change):
+    files = change['new']
+    if files: self.set_target(files[0]['content'])
 
-    def set_target(self, img, invert=False):
-        "A new target image (see `image_to_target`); the codes start at the mean w until `run_inversion`."
-        t = img if torch.is_tensor(img) else image_to_target(img, self.G.cfg.size)
-        if t.ndim == 3: t = t[None]
-        self.target = t.float()
-        self.base = WPlus.from_w(self.w_avg.to(next(self.G.parameters())), self.G.layout)
-        if invert: return self.run_inversion()
-        self.update()
+@patch
+def set_target(self:InversionEditor, img, invert=False):
+    "A new target image (see `image_to_target`); the codes start at the mean w until `run_inversion`."
+    t = img if torch.is_tensor(img) else image_to_target(img, self.G.cfg.size)
+    if t.ndim == 3: t = t[None]
+    self.target = t.float()
+    self.base = WPlus.from_w(self.w_avg.to(next(self.G.parameters())), self.G.layout)
+    if invert: return self.run_inversion()
+    self.update()
 
-    def run_inversion(self, steps=None):
-        "Invert the target (progress in the bar), make it the base of the edits."
-        steps = int(steps or self.steps.value)
-        self.progress.max, self.progress.value = steps, 0
-        def cb(i, n, loss):
-            self.progress.value = i
-            if i % 10 == 0 or i == n: self.status.value = f'<small>inverting: step {i}/{n}, loss {loss:.4f}</small>'
-        init = self.encoded()
-        res = invert(self.G, self.target, steps=steps, callback=cb, init=init) if steps or init is None else None
-        self.base = WPlus(res['wplus'] if res else init, self.G.layout)
-        self.losses = res['losses'] if res else []
-        with self.hold(): self.strength.value = 0.
+# %% ../nbs/17_explore.ipynb #0fe22bd9
+@patch
+def run_inversion(self:InversionEditor, steps=None):
+    "Invert the target (progress in the bar), make it the base of the edits."
+    steps = int(steps or self.steps.value)
+    self.progress.max, self.progress.value = steps, 0
+    def cb(i, n, loss):
+        self.progress.value = i
+        if i % 10 == 0 or i == n: self.status.value = f'<small>inverting: step {i}/{n}, loss {loss:.4f}</small>'
+    init = self.encoded()
+    res = invert(self.G, self.target, steps=steps, callback=cb, init=init) if steps or init is None else None
+    self.base = WPlus(res['wplus'] if res else init, self.G.layout)
+    self.losses = res['losses'] if res else []
+    with self.hold(): self.strength.value = 0.
 
-    def encoded(self):
-        "The encoder's codes of the target (None without an encoder)."
-        if self.encoder is None: return None
-        from semstylegan.encoder import encode
-        p = next(self.G.parameters())
-        t = time.perf_counter()
-        with torch.no_grad(): codes = encode(self.encoder.to(p.device), self.G, self.target.to(p)).wplus
-        self.status.value = f'<small>encoded in {1000 * (time.perf_counter() - t):.0f} ms</small>'
-        return codes
+@patch
+def encoded(self:InversionEditor):
+    "The encoder's codes of the target (None without an encoder)."
+    if self.encoder is None: return None
+    from semstylegan.encoder import encode
+    p = next(self.G.parameters())
+    t = time.perf_counter()
+    with torch.no_grad(): codes = encode(self.encoder.to(p.device), self.G, self.target.to(p)).wplus
+    self.status.value = f'<small>encoded in {1000 * (time.perf_counter() - t):.0f} ms</small>'
+    return codes
 
-    def codes(self):
-        a = self.strength.value
-        if not a: return self.base.clone()
-        if self.edit.value == 'restyle':
-            slots = region_slots(self.G.layout, self.region.value)
-            return self.base.lerp(slots, self.seed_codes(self.donor.value), min(abs(a) / 6, 1.))
-        return edit_codes(self.base, self.directions[self.edit.value], a, self.region.value)
+# %% ../nbs/17_explore.ipynb #1896fa97
+@patch
+def codes(self:InversionEditor):
+    a = self.strength.value
+    if not a: return self.base.clone()
+    if self.edit.value == 'restyle':
+        slots = region_slots(self.G.layout, self.region.value)
+        return self.base.lerp(slots, self.seed_codes(self.donor.value), min(abs(a) / 6, 1.))
+    return edit_codes(self.base, self.directions[self.edit.value], a, self.region.value)
 
-    def apply(self):
-        "Keep the current edit: it becomes the base of the next one."
-        self.base = self.codes()
-        with self.hold(): self.strength.value = 0.
+@patch
+def apply(self:InversionEditor):
+    "Keep the current edit: it becomes the base of the next one."
+    self.base = self.codes()
+    with self.hold(): self.strength.value = 0.
 
-    def panels(self, o):
-        img, mask = super().panels(o)
-        if self._inv is None or self._inv[0] is not self.base:   # the inversion's picture, once per base
-            with torch.no_grad():
-                inverted = to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img
-                self._inv = (self.base, inverted)
-        return [to_uint8(self.target[0]).cpu(), self._inv[1], img, mask]
+# %% ../nbs/17_explore.ipynb #f46c2fa7
+@patch
+def panels(self:InversionEditor, o):
+    img, mask = super(InversionEditor, self).panels(o)
+    if self._inv is None or self._inv[0] is not self.base:   # the inversion's picture, once per base
+        with torch.no_grad():
+            inverted = to_uint8(self.live(self.base).image[0]).cpu() if self.strength.value else img
+            self._inv = (self.base, inverted)
+    return [to_uint8(self.target[0]).cpu(), self._inv[1], img, mask]
