@@ -58,38 +58,40 @@ class ClassMap:
             raise ValueError(f'class ids must be in 0..{K - 1}, got {sorted(set(ids))}')
     @property
     def n_classes(self): return len(self.names)
-    def lut(self):
-        "int32 table raw value (0..65535) -> class id, -1 where the value is not a class."
-        t = np.full(65536, -1, np.int32); t[:self.n_classes] = np.arange(self.n_classes)
-        for k, v in self.remap.items(): t[k] = v
-        return t
-    def flip_lut(self):
-        "uint8 table class id -> id after a horizontal flip (None when every class is flip-safe)."
-        if not self.flip_pairs: return None
-        t = np.arange(self.n_classes, dtype=np.uint8)
-        for a, b in self.flip_pairs: t[a], t[b] = b, a
-        return t
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**{k: d[k] for k in ('names', 'colours', 'transparent', 'remap', 'flip_pairs') if k in d})
+    @classmethod
+    def load(cls, path):
+        "Read a JSON class map; errors name the file."
+        try: d = json.loads(Path(path).read_text())
+        except FileNotFoundError: raise DataError(path, 'no such class map file') from None
+        except json.JSONDecodeError as e: raise DataError(path, f'not valid JSON ({e})') from None
+        if not isinstance(d, dict) or 'names' not in d:
+            raise DataError(path, 'a class map is a JSON object with at least "names"', 'see semstylegan.data.ClassMap')
+        try: return cls.from_dict(d)
+        except (ValueError, TypeError) as e: raise DataError(path, str(e)) from None
 
 # %% ../nbs/10_data.ipynb #c1a55b0d
+@patch
+def lut(self:ClassMap):
+    "int32 table raw value (0..65535) -> class id, -1 where the value is not a class."
+    t = np.full(65536, -1, np.int32); t[:self.n_classes] = np.arange(self.n_classes)
+    for k, v in self.remap.items(): t[k] = v
+    return t
+
+@patch
+def flip_lut(self:ClassMap):
+    "uint8 table class id -> id after a horizontal flip (None when every class is flip-safe)."
+    if not self.flip_pairs: return None
+    t = np.arange(self.n_classes, dtype=np.uint8)
+    for a, b in self.flip_pairs: t[a], t[b] = b, a
+    return t
+
 @patch
 def to_dict(self:ClassMap):
     return dict(names=list(self.names), colours=[list(c) for c in self.colours], transparent=list(self.transparent),
                 remap={str(k): v for k, v in self.remap.items()}, flip_pairs=[list(p) for p in self.flip_pairs])
-
-@patch(cls_method=True)
-def from_dict(cls:ClassMap, d):
-    return cls(**{k: d[k] for k in ('names', 'colours', 'transparent', 'remap', 'flip_pairs') if k in d})
-
-@patch(cls_method=True)
-def load(cls:ClassMap, path):
-    "Read a JSON class map; errors name the file."
-    try: d = json.loads(Path(path).read_text())
-    except FileNotFoundError: raise DataError(path, 'no such class map file') from None
-    except json.JSONDecodeError as e: raise DataError(path, f'not valid JSON ({e})') from None
-    if not isinstance(d, dict) or 'names' not in d:
-        raise DataError(path, 'a class map is a JSON object with at least "names"', 'see semstylegan.data.ClassMap')
-    try: return cls.from_dict(d)
-    except (ValueError, TypeError) as e: raise DataError(path, str(e)) from None
 
 # %% ../nbs/10_data.ipynb #d4bab640
 CELEBAMASK = ClassMap(CELEBAMASK_CLASSES, transparent=CELEBAMASK_TRANSPARENT)

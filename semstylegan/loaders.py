@@ -89,6 +89,12 @@ class PreparedDataset(_Flip, torch.utils.data.Dataset):
         self._mm = None
         self._check_arrays()
     def __getstate__(self): return {**self.__dict__, '_mm': None}
+    @property
+    def attrs(self):
+        "(N, A) float32 ground-truth attributes (synthetic faces), names in `attr_names`."
+        return torch.from_numpy(np.load(self.path / self.info['attrs'])) if 'attrs' in self.info else None
+    @property
+    def attr_names(self): return tuple(self.manifest.get('attr_names', ()))
 
 # %% ../nbs/10b_loaders.ipynb #bd0a0002
 @patch
@@ -114,21 +120,12 @@ def _check_arrays(self:PreparedDataset):
             raise DataError(self.path / self.info[k], f'the {k} array is {a.shape} {a.dtype} '
                             f'but manifest.json says {want[k][0]} {want[k][1]}', _REPREPARE)
 
-# %% ../nbs/10b_loaders.ipynb #bd0a0004
 @patch
 def _get(self:PreparedDataset, base):
     a = self._arrays()                                    # one fancy-indexed read (a copy) per array
     out = {'image': torch.from_numpy(a['images'][base])}
     if 'labels' in a: out['label'] = torch.from_numpy(a['labels'][base])
     return out
-
-@patch(as_prop=True)
-def attrs(self:PreparedDataset):
-    "(N, A) float32 ground-truth attributes (synthetic faces), names in `attr_names`."
-    return torch.from_numpy(np.load(self.path / self.info['attrs'])) if 'attrs' in self.info else None
-
-@patch(as_prop=True)
-def attr_names(self:PreparedDataset): return tuple(self.manifest.get('attr_names', ()))
 
 # %% ../nbs/10b_loaders.ipynb #948cf74f
 class SyntheticDataset(_Flip, torch.utils.data.Dataset):
