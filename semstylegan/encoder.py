@@ -172,7 +172,8 @@ def real_photos(spec, size):
     """Real photos for the image-only loss: 'synthetic' or 'synthetic:toon' (training faces, drawn on the fly), a
     folder made by `semstylegan prepare` (its train split), or a folder of images (read once into memory).
     Returns (number of photos, `fetch(indices)` -> uint8 (n,3,S,S))."""
-    from semstylegan.data import SYNTHETIC_SPECS, open_dataset, image_files
+    from semstylegan.data import image_files
+    from semstylegan.loaders import SYNTHETIC_SPECS, open_dataset
     from semstylegan.edit import read_photos
     if str(spec) in SYNTHETIC_SPECS or (Path(spec) / 'manifest.json').is_file():
         ds = open_dataset(spec, size, flip=False)

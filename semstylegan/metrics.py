@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .checkpoint import (atomic_write, load_generator, save_checkpoint, safe_load, diagnose_file,
                                     CheckpointError)
-from .data import open_dataset, make_loader, read_image, image_files, DataError, SYNTHETIC_SPECS
+from .data import read_image, image_files, DataError
+from .loaders import open_dataset, make_loader, SYNTHETIC_SPECS
 from .viz import to_uint8, from_uint8
 
 # %% ../nbs/12_metrics.ipynb #7a8a7067

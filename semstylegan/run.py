@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from .core import CheckpointError, atomic_write, resolve_device
 from .generator import ModelConfig
 from .checkpoint import safe_load, save_checkpoint
-from .data import make_loader
+from .loaders import make_loader
 from .viz import image_mask_grid, save_image
 from .train import Trainer
 from .config import TrainConfig, train_config

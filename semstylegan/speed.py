@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .latent import WPlus
-from .data import to_model_inputs
+from .loaders import to_model_inputs
 from .edit import codes_from_seeds
 from .train import Trainer, cpu_has_bf16
 from .config import TrainConfig, train_config

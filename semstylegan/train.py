@@ -20,7 +20,7 @@ from .latent import mix_regions
 from .core import atomic_write, resolve_device
 from .checkpoint import (generator_ours_to_official, safe_load, load_checkpoint,
                                     save_checkpoint, CheckpointError)
-from .data import open_dataset, make_loader, to_model_inputs
+from .loaders import open_dataset, make_loader, to_model_inputs
 from .viz import image_mask_grid, save_image
 
 # %% ../nbs/11a_train.ipynb #82f34501

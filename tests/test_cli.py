@@ -45,7 +45,7 @@ def test_prepare_help(run_cli):
     assert r.returncode == 0 and all(c in r.stdout for c in ('synthetic', 'celebamask-hq', 'folder'))
 
 def test_prepare_synthetic_end_to_end(tmp_path, run_cli):
-    from semstylegan.data import PreparedDataset
+    from semstylegan.loaders import PreparedDataset
     from semstylegan.synthetic import synthetic_faces
     r = run_cli('prepare', 'synthetic', '--n', '10', '--n-test', '3', '--size', '32', '--workers', '2',
                 '--out', str(tmp_path / 'd'))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from semstylegan import data as D
-from semstylegan.data import (CelebAMaskHQ, ImageFolder, Synthetic, ClassMap, DataError, PreparedDataset, prepare,
-                              make_loader, to_model_inputs, summary)
+from semstylegan import data as D, prepare as P, loaders as L
+from semstylegan.data import CelebAMaskHQ, ImageFolder, Synthetic, ClassMap, DataError
+from semstylegan.prepare import prepare, summary
+from semstylegan.loaders import PreparedDataset, make_loader, to_model_inputs
 from semstylegan.synthetic import synthetic_faces
 from _helpers import popen_cli, run_cli
 
@@ -447,7 +448,7 @@ def test_flip_paths_agree(tmp_path, size):
     try:
         got = {}
         for th in (1, 2):
-            torch.set_num_threads(th); got[th] = ds[idx]; got[-th] = D.SyntheticDataset(6, size, flip=True)[idx]
+            torch.set_num_threads(th); got[th] = ds[idx]; got[-th] = L.SyntheticDataset(6, size, flip=True)[idx]
     finally: torch.set_num_threads(threads)
     for th, b in got.items():
         for j, i in enumerate(idx):
@@ -455,19 +456,19 @@ def test_flip_paths_agree(tmp_path, size):
             assert torch.equal(b['image'][j], want_i) and torch.equal(b['label'][j], want_l), (th, i)
 
 def test_open_dataset(prepared):
-    assert D.open_dataset(prepared, size=16).n == 40
-    with pytest.raises(DataError, match='prepared at 16px but the model needs 32px'): D.open_dataset(prepared, size=32)
-    s = D.open_dataset('synthetic', size=16, split='test', n=40, flip=False)
+    assert L.open_dataset(prepared, size=16).n == 40
+    with pytest.raises(DataError, match='prepared at 16px but the model needs 32px'): L.open_dataset(prepared, size=32)
+    s = L.open_dataset('synthetic', size=16, split='test', n=40, flip=False)
     assert torch.equal(s[0]['label'], synthetic_faces(1, 16, 0, start=40)[1][0])
 
 
 def _fail_on_replace(monkeypatch, when):
-    "Make os.replace in semstylegan.data raise KeyboardInterrupt on the first call where when(src, dst) is true."
+    "Make os.replace in semstylegan.prepare raise KeyboardInterrupt on the first call where when(src, dst) is true."
     real, state = os.replace, {'done': False}
     def fake(src, dst):
         if not state['done'] and when(Path(src), Path(dst)): state['done'] = True; raise KeyboardInterrupt
         return real(src, dst)
-    monkeypatch.setattr(D.os, 'replace', fake)
+    monkeypatch.setattr(P.os, 'replace', fake)
     return state
 
 @pytest.mark.parametrize('where', ['compaction', 'rename'])

@@ -9,7 +9,8 @@ from PIL import Image
 from semstylegan import metrics as M
 from semstylegan.cli import main
 from semstylegan.checkpoint import pretrained_path
-from semstylegan.data import prepare, Synthetic
+from semstylegan.data import Synthetic
+from semstylegan.prepare import prepare
 from semstylegan.synthetic import synthetic_faces
 
 torch.set_num_threads(2)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from semstylegan.bench import profile_ops
-from semstylegan.data import to_model_inputs
+from semstylegan.loaders import to_model_inputs
 from semstylegan.train import Trainer
 from semstylegan.config import train_config
 

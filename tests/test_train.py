@@ -138,6 +138,7 @@ def _three_class_data(root, n=8, size=32):
     import numpy as np
     from PIL import Image
     from semstylegan import data
+    from semstylegan.prepare import prepare
     for d in ('images', 'labels'): (root / d).mkdir(parents=True, exist_ok=True)
     for k in range(n):
         img = np.random.default_rng(k).integers(0, 255, (size, size, 3), dtype=np.uint8)
@@ -145,7 +146,7 @@ def _three_class_data(root, n=8, size=32):
         Image.fromarray(img).save(root / 'images' / f'{k}.png'); Image.fromarray(lab).save(root / 'labels' / f'{k}.png')
     (root / 'classes.json').write_text(json.dumps({'names': ['background', 'left', 'right']}))
     src = data.ImageFolder(root / 'images', root / 'labels', root / 'classes.json', size=size)
-    data.prepare(src, root / 'prepared', workers=0)
+    prepare(src, root / 'prepared', workers=0)
     return root / 'prepared'
 
 def test_model_classes_come_from_the_data(tmp_path):

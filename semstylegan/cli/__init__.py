@@ -15,7 +15,7 @@ from ..discriminator import DualBranchDiscriminator
 from ..checkpoint import (CheckpointError, load_checkpoint, save_checkpoint, atomic_write,
                                     generator_ours_to_official, discriminator_ours_to_official, load_generator)
 from ..viz import image_mask_grid, save_image, to_uint8
-from .. import data
+from .. import data, prepare, loaders
 from ..core import resolve_device
 from ..layers import FIR, FIR_FORMS, FIR_CHOICES, fir_report, use_fir, check_fir_form, CONV
 from ..bench import GPUS
@@ -137,14 +137,14 @@ def cmd_prepare(args):
     if args.source == 'synthetic': src = data.Synthetic(args.n, args.size or 128, args.seed, args.n_test, args.style)
     elif args.source == 'celebamask-hq': src = data.CelebAMaskHQ(args.root, args.size or 256)
     else: src = data.ImageFolder(args.images, args.labels, args.classes, args.size or 256, args.test_frac)
-    man = data.prepare(src, args.out, skip_bad=args.skip_bad, workers=args.workers, overwrite=args.overwrite,
+    man = prepare.prepare(src, args.out, skip_bad=args.skip_bad, workers=args.workers, overwrite=args.overwrite,
                        progress=args.verbose)
-    print(data.summary(man))
+    print(prepare.summary(man))
 
 def _bench_loader(args):
-    ds = data.PreparedDataset(args.data, flip=not args.no_flip)
+    ds = loaders.PreparedDataset(args.data, flip=not args.no_flip)
     batch = args.batch or 32
-    speed = data.loader_speed(ds, batch, workers=args.workers, batches=args.batches)
+    speed = loaders.loader_speed(ds, batch, workers=args.workers, batches=args.batches)
     return dict(what='loader', data=str(args.data), resolution=ds.size, images=ds.n, flip=ds.flip, batch=batch,
                 workers=args.workers, batches=args.batches, cpus=os.cpu_count(), pairs_per_s=round(speed, 1))
 
