@@ -218,22 +218,12 @@ def pyramid_l1(a, b, levels=4):
 def _lr_at(t, lr, rampdown=0.25, rampup=0.05):
     return lr * min(1, t / rampup) * (0.5 - 0.5 * math.cos(math.pi * min(1, (1 - t) / rampdown)))
 
-# %% ../nbs/13_edit.ipynb #5a1e7c20
 def _invert_start(G, init, w_avg, n, space):
     "The codes `invert` optimises: `init` (WPlus or codes), else the mean w in every slot; expanded for 'expanded'."
     if init is None: start = WPlus.from_w(w_avg.expand(n, -1), G.layout).codes
     else: start = (init.codes if isinstance(init, WPlus) else init).to(w_avg.device)
     if space == 'expanded' and start.shape[1] == G.layout.n_latent: start = G.layout.expand(start)
     return start.detach().clone().requires_grad_(True)
-
-def _invert_loss(target, w_avg, perc, mask, lambda_perc, lambda_mse, lambda_mean, lambda_mask):
-    "`loss_fn(o, codes)` of `invert`: perceptual + MSE to `target`, [pull of `codes` to the mean w], [mask CE]."
-    def loss_fn(o, model_codes):
-        l = lambda_perc * perc(o.image, target) + lambda_mse * F.mse_loss(o.image, target)
-        if model_codes is not None: l = l + lambda_mean * (model_codes - w_avg).pow(2).mean()
-        if mask is not None: l = l + lambda_mask * F.cross_entropy(o.seg, mask.to(target.device).long())
-        return l
-    return loss_fn
 
 def _pivotal_tuning(G, codes, loss_fn, steps, lr, losses, total, progress=False, callback=None):
     "Pivotal tuning: fine-tune a copy of `G` around fixed `codes`, appending to `losses`; the copy, frozen, in eval."
@@ -266,8 +256,12 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
     codes = _invert_start(G, init, w_avg, len(target), space)
     opt = torch.optim.Adam([codes], lr=lr)
     G.requires_grad_(False)
-    loss_fn = _invert_loss(target, w_avg, perc, mask, lambda_perc, lambda_mse, lambda_mean, lambda_mask)
-    losses = []
+    def loss_fn(o, model_codes):
+        l = lambda_perc * perc(o.image, target) + lambda_mse * F.mse_loss(o.image, target)
+        if model_codes is not None: l = l + lambda_mean * (model_codes - w_avg).pow(2).mean()
+        if mask is not None: l = l + lambda_mask * F.cross_entropy(o.seg, mask.to(dev).long())
+        return l
+    losses, total = [], steps + pti_steps
     for i in tqdm(range(steps), disable=not progress, desc='invert'):
         for g in opt.param_groups: g['lr'] = _lr_at(i / max(steps, 1), lr)
         loss = loss_fn(G.synthesis(codes, noise_mode='const'), codes)
@@ -275,9 +269,8 @@ def invert(G, target, steps=400, lr=0.1, space='wplus', lpips=None, mask=None, l
         loss.backward()
         opt.step()
         losses.append(loss.item())
-        if callback: callback(i + 1, steps + pti_steps, losses[-1])
+        if callback: callback(i + 1, total, losses[-1])
     codes = codes.detach()
-    total = steps + pti_steps
     Gt = _pivotal_tuning(G, codes, loss_fn, pti_steps, pti_lr, losses, total, progress, callback) if pti_steps else G
     with torch.no_grad(): o = Gt.synthesis(codes, noise_mode='const')
     key = 'wplus' if codes.shape[1] == G.layout.n_latent else 'codes'
@@ -324,6 +317,7 @@ def composite_features(G, wplus, h0, regions, shift=(0., 0.), scale=1., noise_mo
 EDIT_ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings')  # the binary
 ATTRIBUTE_REGIONS = dict(smiling='mouth', mouth_open='mouth', bangs='hair', bald='hair', long_hair='hair',
                          eyeglasses='eyeglasses', hat='hat', earrings='earrings')   # where each one is drawn
+ATTRIBUTES_FORMAT = 'semstylegan-attributes/1'                   # the tag of a classifier's file
 
 class AttributeClassifier(nn.Module):
     """A small CNN: image in [-1,1] -> one logit per attribute. The head sees the mean *and* the maximum of the last
@@ -387,8 +381,6 @@ def check_classifier(report, attrs, min_margin=0.1):
                          'train it longer (--clf-steps) or give a better one (--clf)')
 
 # %% ../nbs/13_edit.ipynb #d13fb9c9
-ATTRIBUTES_FORMAT = 'semstylegan-attributes/1'
-
 def attribute_classifier_path():
     "The attribute classifier shipped with the tiny model (64 px, every attribute in `EDIT_ATTRIBUTES`)."
     return asset_path('tiny-synthetic-attributes.safetensors', 'attribute classifier')
