@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .latent import mix_regions
 from .edit import pyramid_l1
-from .core import atomic_write, CheckpointError
+from .core import atomic_write, CheckpointError, load_tagged, save_tagged
 from .viz import from_uint8, to_uint8, colorize, make_grid, save_image
 
 # %% ../nbs/14_encoder.ipynb #4a89d43e
@@ -117,26 +117,19 @@ def encoder_loss(E, G, photo, codes=None, mask=None, iterations=2, lambda_code=1
 # %% ../nbs/14_encoder.ipynb #145bad8d
 def save_encoder(E, path, **info):
     "Write the encoder (weights, W statistics, hyper-parameters and `info`) to a .safetensors file, atomically."
-    from safetensors.torch import save_file
-    meta = {'format': ENCODER_FORMAT, 'hp': json.dumps(E.hp), 'info': json.dumps(info)}
-    state = {k: v.detach().contiguous().cpu() for k, v in E.state_dict().items()}
-    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    return save_tagged(path, E.state_dict(), ENCODER_FORMAT, hp=E.hp, **info)
 
 def load_encoder(path, G=None):
     """An `Encoder` from a file written by `save_encoder`, or from a `train-encoder` folder (its final encoder, else
     its last checkpoint). With `G`, check that it encodes into this generator's W+."""
-    from safetensors import safe_open
     path = Path(path)
     if path.is_dir(): return _load_encoder_dir(path, G)
     if not path.is_file():
         raise CheckpointError(f'{path}: encoder not found; train one with `semstylegan train-encoder --out DIR`')
     if path.suffix == '.pt': return _from_state(torch.load(path, map_location='cpu', weights_only=True), path, G)
-    with safe_open(str(path), 'pt') as f:
-        meta = f.metadata() or {}
-        if meta.get('format') != ENCODER_FORMAT:
-            raise CheckpointError(f'{path}: not a semstylegan encoder (no {ENCODER_FORMAT} metadata)')
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    return _build(json.loads(meta['hp']), state, json.loads(meta.get('info', '{}')), path, G)
+    state, info = load_tagged(path, ENCODER_FORMAT, 'a semstylegan encoder')
+    hp = info.pop('hp')                      # inside `info`, or beside it in the files written before `save_tagged`
+    return _build(hp, state, info, path, G)
 
 # %% ../nbs/14_encoder.ipynb #cff3697d
 def _build(hp, state, info, path, G):

@@ -7,12 +7,12 @@ __all__ = ['FLOW_FORMAT', 'AttributeFlow', 'flow_nll', 'train_flow', 'fingerprin
            'flow_fits', 'flow_for', 'attribute_probs', 'flow_edit', 'flow_edit_curve', 'plot_edit_curves']
 
 # %% ../nbs/15_styleflow.ipynb #22de754b
-import hashlib, json
+import hashlib
 from pathlib import Path
 import torch
 import torch.nn as nn
 from .metrics import region_change
-from .core import atomic_write, diagnose_file, CheckpointError
+from .core import asset_path, load_tagged, save_tagged
 from .edit import codes_from_seeds, label_samples, region_classes, region_slots
 
 # %% ../nbs/15_styleflow.ipynb #c8097c13
@@ -100,35 +100,24 @@ def fingerprint(module):
 
 def flow_path():
     "The flow shipped with the tiny model (fitted to its codes labelled by the shipped attribute classifier)."
-    import semstylegan
-    return Path(semstylegan.__file__).parent / 'assets' / 'tiny-synthetic-flow.safetensors'
+    return asset_path('tiny-synthetic-flow.safetensors', 'flow')
 
 def save_flow(flow, path, **info):
     "Write `flow` as safetensors (atomically), its attributes, hyper-parameters, `flow.info` and `info` as metadata."
-    from safetensors.torch import save_file
-    meta = dict(format=FLOW_FORMAT, attrs=list(flow.attrs), **flow.hyper, **{**flow.info, **info})
-    state = {k: v.detach().cpu().contiguous() for k, v in flow.state_dict().items()}
-    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata={'info': json.dumps(meta)}))
+    return save_tagged(path, flow.state_dict(), FLOW_FORMAT, attrs=list(flow.attrs), **flow.hyper,
+                       **{**flow.info, **info})
 
 # %% ../nbs/15_styleflow.ipynb #151ef5a9
 def load_flow(path=None):
     "An `AttributeFlow` (eval mode, CPU) from a file written by `save_flow` (default: the shipped one)."
-    from safetensors import safe_open, SafetensorError
     path = Path(path or flow_path())
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no flow file there; make one with train_flow and save_flow (or flow_for)')
-    try:
-        with safe_open(str(path), 'pt') as f:
-            meta = json.loads((f.metadata() or {}).get('info', '{}'))
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: {diagnose_file(path) or f"unreadable safetensors file ({e})"}') from None
-    if meta.get('format') != FLOW_FORMAT:
-        raise CheckpointError(f'{path}: not a StyleFlow file (no {FLOW_FORMAT} metadata)')
+    state, info = load_tagged(path, FLOW_FORMAT, 'a StyleFlow file')
     keys = ('dim', 'transforms', 'hidden', 'bins')
-    flow = AttributeFlow(attrs=meta['attrs'], **{k: meta[k] for k in keys})
+    flow = AttributeFlow(attrs=info['attrs'], **{k: info[k] for k in keys})
     flow.load_state_dict(state)
-    flow.info = {k: v for k, v in meta.items() if k not in (*keys, 'format', 'attrs')}
+    flow.info = {k: v for k, v in info.items() if k not in (*keys, 'attrs')}
     return flow.eval()
 
 # %% ../nbs/15_styleflow.ipynb #33a44f8f

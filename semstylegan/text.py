@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .latent import WPlus
-from .core import atomic_write, CheckpointError
+from .core import CheckpointError, asset_path, load_tagged, save_tagged, tagged_info
 from .edit import region_slots, region_classes, render, save_codes
 from .viz import from_uint8, make_grid, save_image
 
@@ -59,23 +60,27 @@ class ClipModel(nn.Module):
                              f'known: {", ".join(self.words())}')
         return out.to(self.mean.device)
 
-    def words(self):
-        "The words a small-vocabulary model knows (None for the full vocabulary)."
-        if self.token_ids is None: return None
-        special = {0, self.tokenizer.sot_token_id, self.tokenizer.eot_token_id}
-        return sorted(self.tokenizer.decode([i]).strip() for i in self.token_ids if i not in special)
+# %% ../nbs/16_text.ipynb #c1a9d7e3
+@patch
+def words(self: ClipModel):
+    "The words a small-vocabulary model knows (None for the full vocabulary)."
+    if self.token_ids is None: return None
+    special = {0, self.tokenizer.sot_token_id, self.tokenizer.eot_token_id}
+    return sorted(self.tokenizer.decode([i]).strip() for i in self.token_ids if i not in special)
 
-    def encode_text(self, tokens):
-        "Unit-length text embeddings (T, E) of token ids, or of a prompt or a list of prompts."
-        if not torch.is_tensor(tokens): tokens = self.tokenize(tokens)
-        return F.normalize(self.model.encode_text(tokens.to(self.mean.device)), dim=-1)
+@patch
+def encode_text(self: ClipModel, tokens):
+    "Unit-length text embeddings (T, E) of token ids, or of a prompt or a list of prompts."
+    if not torch.is_tensor(tokens): tokens = self.tokenize(tokens)
+    return F.normalize(self.model.encode_text(tokens.to(self.mean.device)), dim=-1)
 
-    def encode_image(self, image):
-        "Unit-length image embeddings (N, E) of images (N,3,H,W) in [-1,1], resized and normalised for the model."
-        x = (image.float().clamp(-1, 1) + 1) / 2
-        if tuple(x.shape[-2:]) != (self.image_size,) * 2:
-            x = F.interpolate(x, size=(self.image_size,) * 2, mode='bicubic', align_corners=False)
-        return F.normalize(self.model.encode_image((x - self.mean) / self.std), dim=-1)
+@patch
+def encode_image(self: ClipModel, image):
+    "Unit-length image embeddings (N, E) of images (N,3,H,W) in [-1,1], resized and normalised for the model."
+    x = (image.float().clamp(-1, 1) + 1) / 2
+    if tuple(x.shape[-2:]) != (self.image_size,) * 2:
+        x = F.interpolate(x, size=(self.image_size,) * 2, mode='bicubic', align_corners=False)
+    return F.normalize(self.model.encode_image((x - self.mean) / self.std), dim=-1)
 
 # %% ../nbs/16_text.ipynb #94cbff00
 def clip_loss(clip, tokens, image):
@@ -101,17 +106,13 @@ def tiny_clip(token_ids, cfg=None, seed=0, mean=(0.5,) * 3, std=(0.5,) * 3):
 
 def save_clip(clip, path, **info):
     "Write a small CLIP (from `tiny_clip`) as one self-describing safetensors file, weights in float16; atomically."
-    from safetensors.torch import save_file
-    meta = dict(format=CLIP_FORMAT, model_cfg=clip.info['model_cfg'], token_ids=clip.token_ids,
-                mean=clip.mean.flatten().tolist(), std=clip.std.flatten().tolist(), **info)
-    state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu()
-             for k, v in clip.model.state_dict().items()}
-    return atomic_write(path, lambda t: save_file(state, t, metadata={'info': json.dumps(meta)}))
+    state = {k: v.half() if v.is_floating_point() else v for k, v in clip.model.state_dict().items()}
+    return save_tagged(path, state, CLIP_FORMAT, model_cfg=clip.info['model_cfg'], token_ids=clip.token_ids,
+                       mean=clip.mean.flatten().tolist(), std=clip.std.flatten().tolist(), **info)
 
 def clip_path():
     "The tiny CLIP shipped beside the tiny model (trained on captions of the synthetic faces by tools/make_clip.py)."
-    import semstylegan
-    return Path(semstylegan.__file__).parent / 'assets' / 'tiny-synthetic-clip.safetensors'
+    return asset_path('tiny-synthetic-clip.safetensors', 'CLIP')
 
 # %% ../nbs/16_text.ipynb #58c390f8
 def load_clip(path=None, model='ViT-B-32', device='cpu'):
@@ -141,19 +142,18 @@ def load_clip(path=None, model='ViT-B-32', device='cpu'):
 
 # %% ../nbs/16_text.ipynb #3ba5c923
 def _clip_meta(path):
-    "Our metadata of a safetensors CLIP file, or None when the file is something else."
+    "Our metadata of a safetensors CLIP file (its `format` included), or None when the file is something else."
     if path.suffix != '.safetensors': return None
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), 'pt') as f: meta = json.loads((f.metadata() or {}).get('info', '{}'))
-    except Exception as e: raise CheckpointError(f'{path}: unreadable safetensors file ({e})') from None
-    return meta if meta.get('format') == CLIP_FORMAT else None
+    try: tag, info = tagged_info(path)
+    except CheckpointError as e:
+        raise CheckpointError(f'{path}: unreadable safetensors file ({str(e).removeprefix(f"{path}: ")})') from None
+    except ValueError: return None                     # metadata that is not JSON: someone else's safetensors file
+    return {'format': tag, **info} if tag == CLIP_FORMAT else None
 
 def _load_small_clip(path, meta):
-    from safetensors.torch import load_file
     clip = tiny_clip(meta['token_ids'], meta['model_cfg'], mean=meta['mean'], std=meta['std'])
     own = clip.model.state_dict()
-    state = load_file(str(path))
+    state, _ = load_tagged(path, CLIP_FORMAT, 'a semstylegan CLIP file')
     if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
         raise CheckpointError(f'{path}: weights do not match the config stored in the file (damaged or edited)')
     clip.model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
