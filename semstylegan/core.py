@@ -87,7 +87,11 @@ def tagged_info(path):
         raise CheckpointError(f'{path}: {diagnose_file(path) or f"unreadable safetensors file ({e})"}') from None
     info = json.loads(meta.pop('info', '{}'))
     tag = meta.pop('format', None) or info.pop('format', None)
-    return tag, {**info, **{k: json.loads(v) for k, v in meta.items()}}
+    return tag, {**info, **{k: _json_or_text(v) for k, v in meta.items()}}
+
+def _json_or_text(v):
+    try: return json.loads(v)
+    except ValueError: return v
 
 # %% ../nbs/00_core.ipynb #f273d400
 def load_tagged(path, tag, what):
@@ -98,11 +102,13 @@ def load_tagged(path, tag, what):
     return load_file(str(path)), info
 
 # %% ../nbs/00_core.ipynb #b7148349
-def asset_path(name, what='file'):
-    "Path of the file `name` shipped in `semstylegan/assets`; `FileNotFoundError` saying the fix when it is missing."
+def asset_path(name, what='file', must_exist=True):
+    """Path of the file `name` shipped in `semstylegan/assets`; `FileNotFoundError` saying the fix when it is missing
+    (with `must_exist=False`, the path alone: for a default that callers check, or for the tool that makes the file)."""
     import semstylegan
     p = Path(semstylegan.__file__).parent / 'assets' / name
-    if not p.exists(): raise FileNotFoundError(f'{p}: the packaged {what} is missing; reinstall semstylegan')
+    if must_exist and not p.exists():
+        raise FileNotFoundError(f'{p}: the packaged {what} is missing; reinstall semstylegan')
     return p
 
 # %% ../nbs/00_core.ipynb #c75c5ffa

@@ -383,7 +383,7 @@ def check_classifier(report, attrs, min_margin=0.1):
 # %% ../nbs/13_edit.ipynb #d13fb9c9
 def attribute_classifier_path():
     "The attribute classifier shipped with the tiny model (64 px, every attribute in `EDIT_ATTRIBUTES`)."
-    return asset_path('tiny-synthetic-attributes.safetensors', 'attribute classifier')
+    return asset_path('tiny-synthetic-attributes.safetensors', 'attribute classifier', must_exist=False)
 
 def save_attribute_classifier(clf, path, **info):
     "Write `clf` (its weights, attributes, width and image size, and `info`) to a tagged safetensors file, atomically."

@@ -100,7 +100,7 @@ def fingerprint(module):
 
 def flow_path():
     "The flow shipped with the tiny model (fitted to its codes labelled by the shipped attribute classifier)."
-    return asset_path('tiny-synthetic-flow.safetensors', 'flow')
+    return asset_path('tiny-synthetic-flow.safetensors', 'flow', must_exist=False)
 
 def save_flow(flow, path, **info):
     "Write `flow` as safetensors (atomically), its attributes, hyper-parameters, `flow.info` and `info` as metadata."

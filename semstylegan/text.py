@@ -112,7 +112,7 @@ def save_clip(clip, path, **info):
 
 def clip_path():
     "The tiny CLIP shipped beside the tiny model (trained on captions of the synthetic faces by tools/make_clip.py)."
-    return asset_path('tiny-synthetic-clip.safetensors', 'CLIP')
+    return asset_path('tiny-synthetic-clip.safetensors', 'CLIP', must_exist=False)
 
 # %% ../nbs/16_text.ipynb #58c390f8
 def load_clip(path=None, model='ViT-B-32', device='cpu'):
