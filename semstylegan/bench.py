@@ -39,7 +39,8 @@ def _native_fused_lrelu(x, bias): return F.leaky_relu(x + bias.reshape(1, -1, 1,
 # %% ../nbs/08_bench.ipynb #0b001a13
 def _grouped_modconv(x, weight, style, demodulate, up=False, blur=None):
     "rosinality's per-sample modulated conv: build (N*O, I, k, k) weights, one grouped convolution."
-    n, i = style.shape; o, _, k, _ = weight.shape
+    n, i = style.shape
+    o, _, k, _ = weight.shape
     w = weight[None] * style[:, None, :, None, None]
     if demodulate: w = w * torch.rsqrt(w.pow(2).sum([2, 3, 4], keepdim=True) + 1e-8)
     xg = x.reshape(1, n * i, *x.shape[2:])
@@ -120,7 +121,9 @@ def time_side_by_side(fns, warmup=1, repeat=3, device='cpu'):
     ts = {k: [] for k in fns}
     for r in range(warmup + repeat):
         for k, f in fns.items():
-            t = time.perf_counter(); f(); sync()
+            t = time.perf_counter()
+            f()
+            sync()
             if r >= warmup: ts[k].append(time.perf_counter() - t)
     return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
 
@@ -133,7 +136,8 @@ def _official_passes(G, D, z):
     def step():
         image, seg, _, _ = reference_synthesis(G, codes(), G.render.make_noise('random'))
         F.softplus(-reference_discriminator(D, image, seg)).mean().backward()
-        G.zero_grad(set_to_none=True); D.zero_grad(set_to_none=True)
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
     return fwd, step
 
 # %% ../nbs/08_bench.ipynb #0a6578c1
@@ -198,7 +202,9 @@ def _time_compiled(G, z, ctx, tag, res, repeat, device):
     Gc = torch.compile(G)
     def fwd_compiled():
         with torch.no_grad(), ctx(): Gc(z, noise_mode='const')
-    t = time.perf_counter(); fwd_compiled(); res[f'compile_s{tag}'] = time.perf_counter() - t
+    t = time.perf_counter()
+    fwd_compiled()
+    res[f'compile_s{tag}'] = time.perf_counter() - t
     res[f'g_forward_s_compiled{tag}'] = time_fn(fwd_compiled, repeat=repeat, device=device)
     res[f'g_images_per_s_compiled{tag}'] = z.shape[0] / res[f'g_forward_s_compiled{tag}']
 
@@ -209,12 +215,16 @@ class _SavedTensors:
     def pack(self, t):
         if t.is_leaf and t.requires_grad: return t
         key, nbytes = t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()
-        if key not in self.refs: self.live += nbytes; self.peak = max(self.peak, self.live)
+        if key not in self.refs:
+            self.live += nbytes
+            self.peak = max(self.peak, self.live)
         self.refs[key] = self.refs.get(key, 0) + 1
         return _Held(t, key, nbytes, self)
     def release(self, key, nbytes):
         self.refs[key] -= 1
-        if not self.refs[key]: del self.refs[key]; self.live -= nbytes
+        if not self.refs[key]:
+            del self.refs[key]
+            self.live -= nbytes
     def unpack(self, h): return h if isinstance(h, torch.Tensor) else h.t
 
 class _Held:
@@ -266,7 +276,9 @@ def profile_ops(fn, device='cpu', top=10):
         if cuda: torch.cuda.set_sync_debug_mode('warn')
         try: fn()
         finally:
-            if cuda: torch.cuda.set_sync_debug_mode('default'); torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.set_sync_debug_mode('default')
+                torch.cuda.synchronize()
     events = prof.key_averages()
     def self_ms(e): return (getattr(e, 'self_device_time_total', 0) if cuda else e.self_cpu_time_total) / 1e3
     res = dict(convolutions=sum(e.count for e in events if e.key == 'aten::convolution'),
@@ -311,7 +323,9 @@ class _Roofline(TorchDispatchMode):
         peak = self._peak(first.dtype if first is not None else torch.float32)
         name = str(op)
         self.s[name] += max(flop / peak, moved / self.spec['bandwidth'])
-        self.flop[name] += flop; self.bytes[name] += moved; self.n[name] += 1
+        self.flop[name] += flop
+        self.bytes[name] += moved
+        self.n[name] += 1
         return out
 
 # %% ../nbs/08_bench.ipynb #69d1237c

@@ -76,7 +76,8 @@ class ClassMap:
 @patch
 def lut(self:ClassMap):
     "int32 table raw value (0..65535) -> class id, -1 where the value is not a class."
-    t = np.full(65536, -1, np.int32); t[:self.n_classes] = np.arange(self.n_classes)
+    t = np.full(65536, -1, np.int32)
+    t[:self.n_classes] = np.arange(self.n_classes)
     for k, v in self.remap.items(): t[k] = v
     return t
 
@@ -106,7 +107,8 @@ _LOSSY_LABEL_FIX = 'JPEG compression changes class ids at region edges: save lab
 def _open(path, what, upright=False):
     "Open and decode; `upright` turns the pixels as the EXIF orientation tag says."
     try:
-        im = Image.open(path); im.load()
+        im = Image.open(path)
+        im.load()
         if upright: ImageOps.exif_transpose(im, in_place=True)
         return im
     except FileNotFoundError: raise DataError(path, f'missing {what}') from None
@@ -129,7 +131,8 @@ def read_image(path):
         return np.repeat(a[..., None], 3, -1)
     if im.mode == 'F': raise DataError(path, 'floating-point images are not supported', 'convert it to 8-bit RGB')
     if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
-        im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (255, 255, 255, 255))
+        im = im.convert('RGBA')
+        bg = Image.new('RGBA', im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(bg, im)
     return np.asarray(im.convert('RGB'))
 

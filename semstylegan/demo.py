@@ -38,7 +38,8 @@ def region_swaps(G, targets, donors, regions=('skin', 'hair', 'mouth', 'eyes', '
 # %% ../nbs/19_demo.ipynb #842b69fd
 def render_pictures(G, out, seed=0, truncation=0.7, device='cpu'):
     "samples.png, components.png, swaps.png for generator G into folder `out`."
-    out = Path(out); G = G.to(device).eval()
+    out = Path(out)
+    G = G.to(device).eval()
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(16, G.cfg.style_dim, generator=g).to(device)
     w_avg = G.mean_w(2000, seed)
@@ -52,6 +53,7 @@ def render_pictures(G, out, seed=0, truncation=0.7, device='cpu'):
     save_image(sw, out / 'swaps.png')
     return dict(components=comps[0][1], swaps=cols)
 
+# %% ../nbs/19_demo.ipynb #b759af5d
 def write_index(out, info):
     "index.html that shows the demo's pictures."
     e = html.escape

@@ -55,7 +55,8 @@ class ResBlock(nn.Module):
 def _branch(cfg, in_ch):
     layers, res = [ConvLayer(in_ch, cfg.channels(cfg.size), 1)], cfg.size
     while res > 4:
-        layers.append(ResBlock(cfg.channels(res), cfg.channels(res // 2), cfg.blur_kernel)); res //= 2
+        layers.append(ResBlock(cfg.channels(res), cfg.channels(res // 2), cfg.blur_kernel))
+        res //= 2
     return nn.Sequential(*layers)
 
 def minibatch_stddev(x, group_size=4, eps=1e-8):
@@ -67,6 +68,7 @@ def minibatch_stddev(x, group_size=4, eps=1e-8):
     s = torch.sqrt(s.var(0, unbiased=False) + eps).mean([2, 3, 4], keepdim=True).squeeze(2)
     return torch.cat([x, s.repeat(g, 1, h, w)], 1)
 
+# %% ../nbs/05_discriminator.ipynb #fa197357
 class DualBranchDiscriminator(nn.Module):
     "D(image, seg): image branch + mask branch, summed at 4x4; `seg=None` uses the image branch only."
     def __init__(self, cfg: ModelConfig = None, **kw):

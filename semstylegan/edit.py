@@ -103,7 +103,9 @@ def component_buildup(G, wplus, order=None, noise_mode='const'):
     wplus = wplus[:1]
     imgs, masks, depths, titles = [], [], [], []
     for j in range(len(order) + 1):
-        cm = torch.zeros(K); cm[0] = 1; cm[order[:j]] = 1
+        cm = torch.zeros(K)
+        cm[0] = 1
+        cm[order[:j]] = 1
         o = G.synthesis(wplus, noise_mode=noise_mode, composition_mask=cm.to(wplus.device))
         imgs.append(to_uint8(o.image[0].cpu()))
         masks.append(colorize(o.seg[0].cpu().argmax(0), K))
@@ -119,7 +121,8 @@ def slerp(a, b, t, centre=None):
     a0, b0 = a - c, b - c
     na, nb = a0.norm(dim=-1, keepdim=True), b0.norm(dim=-1, keepdim=True)
     cos = ((a0 * b0).sum(-1, keepdim=True) / (na * nb + 1e-8)).clamp(-1, 1)
-    om = torch.acos(cos); so = torch.sin(om)
+    om = torch.acos(cos)
+    so = torch.sin(om)
     wa = torch.where(so < 1e-6, 1 - t, torch.sin((1 - t) * om) / so.clamp_min(1e-6))
     wb = torch.where(so < 1e-6, torch.full_like(so, t), torch.sin(t * om) / so.clamp_min(1e-6))
     return c + wa * a0 + wb * b0
@@ -138,14 +141,17 @@ def interpolate_codes(a, b, steps=8, regions=None, kind='both', method='linear',
 def spline_codes(keys, steps_per_segment=8, regions=None, kind='both', loop=False):
     "Catmull-Rom path through keyframes (a list of WPlus), moving only the chosen slots."
     k = keys + keys[:1] if loop else keys
-    P = torch.stack([x.codes for x in k]); idx = k[0].layout.index(region_slots(k[0].layout, regions, kind))
+    P = torch.stack([x.codes for x in k])
+    idx = k[0].layout.index(region_slots(k[0].layout, regions, kind))
     frames = []
     for i in range(len(k) - 1):
         p0, p1, p2, p3 = P[max(i - 1, 0)], P[i], P[i + 1], P[min(i + 2, len(k) - 1)]
         for t in torch.linspace(0, 1, steps_per_segment + 1)[:-1].tolist():
             c = 0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
                        + (3 * p1 - p0 - 3 * p2 + p3) * t ** 3)
-            f = k[0].clone(); f.codes[:, idx] = c[:, idx]; frames.append(f)
+            f = k[0].clone()
+            f.codes[:, idx] = c[:, idx]
+            frames.append(f)
     return frames
 
 # %% ../nbs/13_edit.ipynb #595ebb2a
@@ -161,7 +167,8 @@ def render_frames(G, frames, with_mask=True):
 def save_frames(frames, path, fps=12):
     "Write uint8 frames (T,3,H,W) as .gif (Pillow) or .mp4 (imageio with ffmpeg); atomically."
     from PIL import Image
-    path = Path(path); arr = frames.permute(0, 2, 3, 1).numpy()
+    path = Path(path)
+    arr = frames.permute(0, 2, 3, 1).numpy()
     if path.suffix == '.gif':
         ims = [Image.fromarray(a) for a in arr]
         save = lambda t: ims[0].save(t, format='GIF', save_all=True, append_images=ims[1:],
@@ -181,7 +188,8 @@ def mix_grid(G, targets, donors, regions, kind='both'):
     "uint8 grid: donors on the top row, targets in the left column, target x donor mixes inside."
     slots = region_slots(G.layout, regions, kind)
     S = G.cfg.size
-    ti, _ = render(G, targets); di, _ = render(G, donors)
+    ti, _ = render(G, targets)
+    di, _ = render(G, donors)
     tiles = [torch.full((3, S, S), 255, dtype=torch.uint8)] + list(di)
     for i in range(len(targets)):
         t = WPlus(targets.codes[i:i + 1].expand(len(donors), -1, -1).clone(), G.layout)
@@ -405,7 +413,8 @@ def load_attribute_classifier(path=None):
 @torch.no_grad()
 def label_samples(G, clf, n=2000, batch=100, seed=0):
     "w codes (n, D) of random samples and the classifier's probabilities (n, A) on their images."
-    g = torch.Generator().manual_seed(seed); p = next(G.parameters())
+    g = torch.Generator().manual_seed(seed)
+    p = next(G.parameters())
     ws, ps = [], []
     for i in range(0, n, batch):
         w = G.mapping(torch.randn(min(batch, n - i), G.cfg.style_dim, generator=g).to(p))
@@ -419,18 +428,22 @@ def fit_boundary(w, labels, steps=300, weight_decay=1e-4, test_frac=0.2, seed=0)
     y = (labels > 0.5).float()
     if y.min() == y.max():
         raise ValueError('every sample has the same label: the attribute never (or always) appears; draw more samples')
-    g = torch.Generator().manual_seed(seed); perm = torch.randperm(len(w), generator=g)
-    n_test = int(len(w) * test_frac); te, tr = perm[:n_test], perm[n_test:]
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(w), generator=g)
+    n_test = int(len(w) * test_frac)
+    te, tr = perm[:n_test], perm[n_test:]
     mu, sd = w[tr].mean(0), w[tr].std(0) + 1e-6
     x = (w - mu) / sd
     lin = nn.Linear(w.shape[1], 1)
     opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn='strong_wolfe')
-    pos = y[tr].mean().clamp(0.05, 0.95); wts = torch.where(y[tr] > 0, 0.5 / pos, 0.5 / (1 - pos))   # balanced classes
+    pos = y[tr].mean().clamp(0.05, 0.95)
+    wts = torch.where(y[tr] > 0, 0.5 / pos, 0.5 / (1 - pos))  # balanced classes
     def closure():
         opt.zero_grad()
         bce = F.binary_cross_entropy_with_logits(lin(x[tr])[:, 0], y[tr], reduction='none')
         l = (bce * wts).mean() + weight_decay * lin.weight.pow(2).sum()
-        l.backward(); return l
+        l.backward()
+        return l
     opt.step(closure)
     with torch.no_grad():
         acc = float(((lin(x[te])[:, 0] > 0).float() == y[te]).float().mean()) if n_test else float('nan')
@@ -453,7 +466,8 @@ def edit_curve(G, clf, attr, direction, regions, alphas=(0, 1, 2, 4, 6, 8), n=64
     j = clf.attrs.index(attr)
     wp = codes_from_seeds(G, range(seed, seed + n), truncation)
     ids = [G.layout.class_index(c) for c in region_classes(G.layout, regions)]
-    base = G.synthesis(wp, noise_mode='const'); s0 = torch.sigmoid(clf(base.image.clamp(-1, 1))[:, j])
+    base = G.synthesis(wp, noise_mode='const')
+    s0 = torch.sigmoid(clf(base.image.clamp(-1, 1))[:, j])
     rows = []
     for a in alphas:
         rec = dict(alpha=float(a))
@@ -465,6 +479,7 @@ def edit_curve(G, clf, attr, direction, regions, alphas=(0, 1, 2, 4, 6, 8), n=64
         rows.append(rec)
     return rows
 
+# %% ../nbs/13_edit.ipynb #4379ecf9
 def plot_edit_curve(rows, attr, region, path=None, ax=None):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(4.5, 3.2)) if ax is None else (ax.figure, ax)
@@ -474,7 +489,9 @@ def plot_edit_curve(rows, attr, region, path=None, ax=None):
     ax.set_ylabel(f'pixel preservation outside {region}')
     ax.legend()
     fig.tight_layout()
-    if path: fig.savefig(path, dpi=100); plt.close(fig)
+    if path:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
     return fig
 
 # %% ../nbs/13_edit.ipynb #b7227590

@@ -48,7 +48,8 @@ class LiveSynthesis:
     def __call__(self, wplus, coords=None, composition_mask=None) -> GeneratorOutput:
         """W+ (or expanded) codes -> `GeneratorOutput`, as `G.synthesis(wplus, noise_mode, coords=coords,
         composition_mask=composition_mask)`; `coords` is None or a dict of class name -> (2, c, c) grid."""
-        G = self.G; K, L, c = G.cfg.n_classes, G.cfg.local_layers, G.cfg.coarse_size
+        G = self.G
+        K, L, c = G.cfg.n_classes, G.cfg.local_layers, G.cfg.coarse_size
         p = next(G.parameters())
         codes, wp = G.prepare_codes(wplus.to(p) if isinstance(wplus, WPlus) else wplus.to(p))
         n = codes.shape[0]
@@ -240,7 +241,8 @@ class RegionInterpolator(Explorer):
         if codes is not None: self.a, self.b = (WPlus(codes.codes[i:i + 1].clone(), lay) for i in range(2))
         self.randomise_button.on_click(self.guard(lambda _: self.randomise()))
         self.reset_button.on_click(self.guard(lambda _: self.reset()))
-        self.seed_a.observe(self._seeds_changed, 'value'); self.seed_b.observe(self._seeds_changed, 'value')
+        self.seed_a.observe(self._seeds_changed, 'value')
+        self.seed_b.observe(self._seeds_changed, 'value')
         self.psi.observe(self._seeds_changed, 'value')
         self.watch(*self.sliders.values(), self.show_depth, self.region)
         grid = W.GridBox(list(self.sliders.values()), layout=W.Layout(grid_template_columns='repeat(2, 1fr)'))

@@ -27,7 +27,8 @@ class MappingNetwork(nn.Module):
     @torch.no_grad()
     def mean_w(self, n=10_000, seed=0, batch=2_000):
         "Centre of W for truncation: the mean of `n` mapped samples (seeded, so it is reproducible)."
-        g = torch.Generator().manual_seed(seed); p = next(self.parameters())
+        g = torch.Generator().manual_seed(seed)
+        p = next(self.parameters())
         zs = torch.randn(n, self.style_dim, generator=g)
         return torch.cat([self(z.to(p)) for z in zs.split(batch)]).mean(0, keepdim=True)
 
@@ -129,13 +130,17 @@ class WPlus:
     def clone(self): return WPlus(self.codes.clone(), self.layout)
     def replace(self, names, other):
         "A copy whose slots `names` come from `other` (a WPlus or a tensor of W+ codes)."
-        out = self.clone(); src = other.codes if isinstance(other, WPlus) else other
-        idx = self.layout.index(names); out.codes[:, idx] = src[:, idx].to(out.codes)
+        out = self.clone()
+        src = other.codes if isinstance(other, WPlus) else other
+        idx = self.layout.index(names)
+        out.codes[:, idx] = src[:, idx].to(out.codes)
         return out
     def lerp(self, names, other, t):
         "Interpolate only slots `names` towards `other` by `t` in [0, 1]."
-        out = self.clone(); src = other.codes if isinstance(other, WPlus) else other
-        idx = self.layout.index(names); out.codes[:, idx] = torch.lerp(out.codes[:, idx], src[:, idx].to(out.codes), t)
+        out = self.clone()
+        src = other.codes if isinstance(other, WPlus) else other
+        idx = self.layout.index(names)
+        out.codes[:, idx] = torch.lerp(out.codes[:, idx], src[:, idx].to(out.codes), t)
         return out
     def expand(self): return self.layout.expand(self.codes)
     def to(self, *a, **k): return WPlus(self.codes.to(*a, **k), self.layout)

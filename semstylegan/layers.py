@@ -76,7 +76,8 @@ def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
     gradient `g`: for each kernel row one batched matrix product, over the taps of the row, of shifted rows of `x` in
     channels-last order (see above)."""
     (kh, kw), s, p = kernel_size, stride, padding
-    n, i, h, w = x.shape; o, ho, wo = g.shape[1:]
+    n, i, h, w = x.shape
+    o, ho, wo = g.shape[1:]
     hq, wq = ho + (kh - 1) // s, wo + (kw - 1) // s           # the grid of one stride phase
     xp = _pad_nhwc(x.permute(0, 2, 3, 1), p, s * hq - h - p, p, s * wq - w - p)   # (N, s*hq, s*wq, I)
     gq = g.permute(0, 2, 3, 1)
@@ -377,7 +378,8 @@ def make_coords(size, batch=1, device=None, dtype=torch.float32):
 def transform_coords(coords, shift=(0., 0.), scale=1., rotate=0.):
     """Move a part: the generator samples its features at `A^{-1}(p - shift)`, so the content appears shifted by `shift`
     (in [-1,1] units, x then y), scaled by `scale` and rotated by `rotate` degrees."""
-    a = math.radians(rotate); c, s = math.cos(a), math.sin(a)
+    a = math.radians(rotate)
+    c, s = math.cos(a), math.sin(a)
     x, y = coords[:, 0] - shift[0], coords[:, 1] - shift[1]
     return torch.stack([(c * x + s * y) / scale, (-s * x + c * y) / scale], 1)
 

@@ -38,9 +38,12 @@ class _Flip:
         (a boolean-mask gather and scatter is 5x slower)."""
         rows = np.flatnonzero(np.asarray(idx) >= self.n) if self.flip else []
         for k in ('image', 'label'):
-            if k in out and len(rows): out[k] = out[k].contiguous(); _mirror_rows(out[k], rows)
+            if k in out and len(rows):
+                out[k] = out[k].contiguous()
+                _mirror_rows(out[k], rows)
         if len(rows) and 'label' in out and self.flip_lut is not None:
-            r = torch.from_numpy(rows); out['label'][r] = self.flip_lut[out['label'][r].long()]
+            r = torch.from_numpy(rows)
+            out['label'][r] = self.flip_lut[out['label'][r].long()]
         return out
     def __len__(self): return 2 * self.n if self.flip else self.n
     def __getitem__(self, idx):
@@ -85,7 +88,8 @@ class PreparedDataset(_Flip, torch.utils.data.Dataset):
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(mf, f'damaged manifest ({type(e).__name__}: {e})', _REPREPARE) from None
         self.has_labels = 'labels' in self.info
-        lut = self.classmap.flip_lut(); self.flip_lut = None if lut is None else torch.from_numpy(lut)
+        lut = self.classmap.flip_lut()
+        self.flip_lut = None if lut is None else torch.from_numpy(lut)
         self._mm = None
         self._check_arrays()
     def __getstate__(self): return {**self.__dict__, '_mm': None}
@@ -152,7 +156,8 @@ class InfiniteSampler(torch.utils.data.Sampler):
         while True:
             e, off = divmod(pos, self.n)
             if e != epoch: epoch, perm = e, self._perm(e)
-            yield int(perm[off]); pos += 1
+            yield int(perm[off])
+            pos += 1
 
 class RankBatchSampler(torch.utils.data.Sampler):
     "Global batches of `batch_size * world_size` from `sampler`; rank r gets the r-th contiguous slice of `batch_size`."

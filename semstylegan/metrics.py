@@ -147,7 +147,9 @@ def source_key(data, split='train', size=None):
     if _is_prepared(data):
         return hashlib.sha1((Path(data) / 'manifest.json').read_bytes()).hexdigest()[:16] + f'-{split}'
     h = hashlib.sha1()
-    for f in image_files(data): st = f.stat(); h.update(f'{f.relative_to(data)}:{st.st_size}:{st.st_mtime_ns}'.encode())
+    for f in image_files(data):
+        st = f.stat()
+        h.update(f'{f.relative_to(data)}:{st.st_size}:{st.st_mtime_ns}'.encode())
     return 'folder-' + h.hexdigest()[:16]
 
 # %% ../nbs/12_metrics.ipynb #31149ec8
@@ -157,7 +159,11 @@ def compute_features(batches, extractor, num=None, progress=False, desc='feature
     fs, ls, n = [], [], 0
     with tqdm(total=num, desc=desc, disable=not progress, unit='img') as bar:
         for b in batches:
-            f, l = extractor(b); fs.append(f.cpu().numpy()); ls.append(l.cpu().numpy()); n += len(f); bar.update(len(f))
+            f, l = extractor(b)
+            fs.append(f.cpu().numpy())
+            ls.append(l.cpu().numpy())
+            n += len(f)
+            bar.update(len(f))
     if n < 2: raise ValueError(f'{desc}: need at least 2 images, got {n}')
     return np.concatenate(fs), np.concatenate(ls)
 
@@ -183,12 +189,15 @@ def fid_from_features(f1, f2):
 def kid_from_features(f1, f2, seed=0, num_subsets=100, max_subset_size=1000):
     "Kernel Inception Distance (clean-fid's implementation) with seeded subsets."
     fid = _need('cleanfid.fid', 'KID')
-    state = np.random.get_state(); np.random.seed(seed)
+    state = np.random.get_state()
+    np.random.seed(seed)
     try: return float(fid.kernel_distance(f1, f2, num_subsets, max_subset_size))
     finally: np.random.set_state(state)
 
 class _Logits(nn.Module):
-    def __init__(self, logits): super().__init__(); self.logits, self.i = torch.as_tensor(logits), 0
+    def __init__(self, logits):
+        super().__init__()
+        self.logits, self.i = torch.as_tensor(logits), 0
     def forward(self, idx): return self.logits[idx.long().flatten()]
 
 def inception_score(logits, splits=10, seed=0):
@@ -196,7 +205,9 @@ def inception_score(logits, splits=10, seed=0):
     IS = _need('torchmetrics.image.inception', 'IS').InceptionScore
     m = IS(feature=_Logits(logits), splits=splits)
     m.update(torch.arange(len(logits)))   # our 'images' are indices into the logits already computed
-    with torch.random.fork_rng(): torch.manual_seed(seed); mean, std = m.compute()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        mean, std = m.compute()
     return float(mean), float(std)
 
 # %% ../nbs/12_metrics.ipynb #97ee67e5
@@ -282,10 +293,12 @@ def _locality_sums(G, n, batch, seed, truncation, mode, kinds, names, threshold,
                 d, inside = region_change(base, out, [ci])
                 m1, m2, outside = base.mask, out.mask, ~inside
                 a = acc[(r, kind)]
-                a['out_l1'] += (d * outside).sum().item(); a['in_l1'] += (d * inside).sum().item()
+                a['out_l1'] += (d * outside).sum().item()
+                a['in_l1'] += (d * inside).sum().item()
                 a['out_changed'] += ((d > threshold) & outside).sum().item()
                 a['label_changed'] += ((m1 != m2) & outside).sum().item()
-                a['out_n'] += outside.sum().item(); a['in_n'] += inside.sum().item()
+                a['out_n'] += outside.sum().item()
+                a['in_n'] += inside.sum().item()
                 if lpips:
                     lpips_map = lpips(base.image.clamp(-1, 1), out.image.clamp(-1, 1))[:, 0]
                     a['out_lpips'] += (lpips_map * outside).sum().item()
@@ -345,18 +358,23 @@ def locality_table(res, kind='both', baseline=None):
 
 def plot_locality(res, path=None, kind='both', baseline=None, metric='out_l1'):
     "Bar chart of `metric` per region (ours, and the baseline beside it)."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib
+    import matplotlib.pyplot as plt
     names = list(res['per_region'])
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3.2))
-    x = np.arange(len(names)); w = 0.4 if baseline else 0.8
+    x = np.arange(len(names))
+    w = 0.4 if baseline else 0.8
     val = lambda r, k: (r['per_region'].get(k, {}).get(kind) or {}).get(metric) or 0
     ax.bar(x - (w / 2 if baseline else 0), [val(res, k) for k in names], w, label='SemanticStyleGAN')
     if baseline: ax.bar(x + w / 2, [val(baseline, k) for k in names], w, label='shared-code baseline')
-    ax.set_xticks(x, names, rotation=45, ha='right'); ax.set_ylabel(metric.replace('_', ' '))
+    ax.set_xticks(x, names, rotation=45, ha='right')
+    ax.set_ylabel(metric.replace('_', ' '))
     ax.set_title(f'{metric} when only one region\'s {kind} codes change ({res["mode"]})')
     ax.legend()
     fig.tight_layout()
-    if path: fig.savefig(path, dpi=100); plt.close(fig)
+    if path:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
     return fig
 
 # %% ../nbs/12_metrics.ipynb #77317292
@@ -373,7 +391,9 @@ class Segmenter(nn.Module):
         self.d2, self.d1 = _block(6 * width, 2 * width), _block(3 * width, width)
         self.out = nn.Conv2d(width, n_classes, 1)
     def forward(self, x):
-        h1 = self.e1(x); h2 = self.e2(F.avg_pool2d(h1, 2)); h3 = self.e3(F.avg_pool2d(h2, 2))
+        h1 = self.e1(x)
+        h2 = self.e2(F.avg_pool2d(h1, 2))
+        h3 = self.e3(F.avg_pool2d(h2, 2))
         h = self.d2(torch.cat([F.interpolate(h3, scale_factor=2.), h2], 1))
         return self.out(self.d1(torch.cat([F.interpolate(h, scale_factor=2.), h1], 1)))
 
@@ -385,7 +405,9 @@ def confusion(pred, target, n_classes):
 
 def iou_from_confusion(cm, names=None):
     "Per-class IoU (None where a class appears in neither map) and mIoU over the classes present."
-    cm = cm.double(); tp = cm.diag(); union = cm.sum(0) + cm.sum(1) - tp
+    cm = cm.double()
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
     ious = [float(t / u) if u > 0 else None for t, u in zip(tp, union)]
     names = names or [str(i) for i in range(len(ious))]
     present = [v for v in ious if v is not None]
@@ -400,13 +422,19 @@ def train_segmenter(data='synthetic', size=64, steps=1000, batch=16, lr=2e-3, wi
     torch.manual_seed(seed)
     ds = open_dataset(data, size=size, split='train', flip=True)
     dl = iter(make_loader(ds, batch, workers=0, seed=seed))
-    net = Segmenter(n_classes, width).to(device); opt = torch.optim.Adam(net.parameters(), lr)
+    net = Segmenter(n_classes, width).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr)
     cosine_decay = lambda t: 0.5 * (1 + math.cos(math.pi * min(t / steps, 1)))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_decay)
     for _ in tqdm(range(steps), disable=not progress, desc='segmenter'):
         b = next(dl)
-        x = from_uint8(b['image'].to(device)); y = b['label'].to(device).long()
-        loss = F.cross_entropy(net(x), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        x = from_uint8(b['image'].to(device))
+        y = b['label'].to(device).long()
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
     net.final_loss = loss.item()
     return net.eval()
 
@@ -443,9 +471,11 @@ def load_segmenter(path):
     if not path.is_file():
         raise CheckpointError(f'{path}: segmenter file not found; make one with `semstylegan eval masks` '
                               f'(it saves segmenter.safetensors)')
-    obj = safe_load(path); cfg = obj['config']
+    obj = safe_load(path)
+    cfg = obj['config']
     if cfg.get('kind') != 'segmenter': raise CheckpointError(f'{path}: not a segmenter checkpoint')
-    net = Segmenter(cfg['n_classes'], cfg['width']); net.load_state_dict(obj['segmenter'])
+    net = Segmenter(cfg['n_classes'], cfg['width'])
+    net.load_state_dict(obj['segmenter'])
     return net.eval()
 
 # %% ../nbs/12_metrics.ipynb #39141a07
@@ -453,7 +483,8 @@ def plot_ious(res, path=None):
     "Per-class IoU bars: generated masks vs the segmenter, and the segmenter on real data."
     import matplotlib.pyplot as plt
     g, r = res['generated']['per_class'], res['segmenter_on_real']['per_class']
-    names = list(g); x = np.arange(len(names))
+    names = list(g)
+    x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3.2))
     ax.bar(x - 0.2, [g[k] or 0 for k in names], 0.4, label=f"generated (mIoU {res['generated']['miou']:.2f})")
     ax.bar(x + 0.2, [r.get(k) or 0 for k in names], 0.4,
@@ -463,5 +494,7 @@ def plot_ious(res, path=None):
     ax.set_ylim(0, 1)
     ax.legend()
     fig.tight_layout()
-    if path: fig.savefig(path, dpi=100); plt.close(fig)
+    if path:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
     return fig

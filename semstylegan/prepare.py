@@ -18,7 +18,9 @@ from .data import DataError
 MANIFEST_FORMAT = 'semstylegan-data'
 
 def _write_json(path, obj):
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
+    tmp = Path(str(path) + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
 
 def _new_array(path, mode, dtype, shape):
     """A memory-mapped .npy array; a new one has its disk blocks reserved at once, so that a full disk is a clear
@@ -37,7 +39,9 @@ def _new_array(path, mode, dtype, shape):
 # %% ../nbs/10a_prepare.ipynb #9d62b258
 _SOURCE = None
 def _init_worker(src, parent):
-    global _SOURCE; _SOURCE = src; torch.set_num_threads(1)
+    global _SOURCE
+    _SOURCE = src
+    torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group: the main process handles it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
@@ -90,7 +94,8 @@ def _open_arrays(source, tmp, splits, chunk):
     S, A = source.size, len(source.attr_names)
     arrays, todo = {}, []
     for split, keys in splits.items():
-        N = len(keys); mode = 'r+' if (tmp / f'{split}_status.npy').exists() else 'w+'
+        N = len(keys)
+        mode = 'r+' if (tmp / f'{split}_status.npy').exists() else 'w+'
         mm = lambda name, shape, dt: _new_array(tmp / f'{split}_{name}.npy', mode, dt, shape if mode == 'w+' else None)
         arrays[split] = dict(images=mm('images', (N, 3, S, S), np.uint8),
                              labels=mm('labels', (N, S, S), np.uint8) if source.has_labels else None,
@@ -118,7 +123,8 @@ def _write_chunk(a, split, keys, rows, results, skip_bad, skipped_log):
         if a[k] is not None: a[k].flush()
     if bad:
         with open(skipped_log, 'a') as f: f.write(''.join(json.dumps(b) + '\n' for b in bad))
-    st = a['status']; st[rows] = 1
+    st = a['status']
+    st[rows] = 1
     for b in bad: st[b['row']] = 2
     st.flush()
 
@@ -133,7 +139,8 @@ def _run_chunks(source, todo, splits, workers, write):
                 for (split, rows), res in zip(todo, ex.map(_load_in_worker, chunks)):
                     write(split, rows, res)
             except BaseException:
-                ex.shutdown(wait=True, cancel_futures=True); raise
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for split, rows in todo: write(split, rows, source.load_chunk([splits[split][r] for r in rows]))
 
@@ -192,7 +199,10 @@ def _compact(tmp, split, a, keep):
         new = tmp / f'{split}_{k}.new.npy'
         dst = _new_array(new, 'w+', a[k].dtype, (len(keep),) + a[k].shape[1:])
         for i in range(0, len(keep), 1024): dst[i:i + 1024] = a[k][keep[i:i + 1024]]
-        dst.flush(); del dst; a[k] = None; os.replace(new, tmp / f'{split}_{k}.npy')
+        dst.flush()
+        del dst
+        a[k] = None
+        os.replace(new, tmp / f'{split}_{k}.npy')
 
 def _class_fractions(path, K, S):
     "The share of the pixels, and of the images, that each class has in a split's labels (64 images at a time)."
@@ -202,7 +212,8 @@ def _class_fractions(path, K, S):
         l = labels[i:i + 64].reshape(-1, S * S)
         offsets = (K * np.arange(len(l), dtype=np.int32))[:, None]
         h = np.bincount((l + offsets).ravel(), minlength=K * len(l)).reshape(-1, K)
-        counts += h.sum(0); present += (h > 0).sum(0)
+        counts += h.sum(0)
+        present += (h > 0).sum(0)
     return dict(class_pixel_fraction=(counts / max(1, counts.sum())).round(6).tolist(),
                 class_image_fraction=(present / max(1, len(labels))).round(4).tolist())
 
@@ -215,8 +226,11 @@ def _cleanup(tmp):
 def _publish(tmp, out, man):
     "Rename the finished hidden folder to `out` (replacing an old dataset there) in one step."
     if out.exists():
-        old = out.parent / f'.{out.name}.old'; shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old); os.replace(tmp, out); shutil.rmtree(old)
+        old = out.parent / f'.{out.name}.old'
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
     else: os.replace(tmp, out)
     return man
 

@@ -30,7 +30,8 @@ def run_checkpoints(out):
 
 def latest_checkpoint(out):
     "The newest checkpoint of a run folder, or None."
-    c = run_checkpoints(out); return c[-1] if c else None
+    c = run_checkpoints(out)
+    return c[-1] if c else None
 
 def _resume_hint(out):
     "How to go on after a run stopped: its last whole checkpoint, and --resume."
@@ -65,10 +66,15 @@ def load_training(tr, path, state=None):
                               '(use it as init= to start from its weights)')
     if ModelConfig.from_dict(s['config']) != tr.cfg:
         raise CheckpointError(f'{path}: its model config differs from this run\'s')
-    tr.G.load_state_dict(s['g']); tr.D.load_state_dict(s['d']); tr.G_ema.load_state_dict(s['g_ema'])
-    tr.opt_g.load_state_dict(s['g_optim']); tr.opt_d.load_state_dict(s['d_optim'])
+    tr.G.load_state_dict(s['g'])
+    tr.D.load_state_dict(s['d'])
+    tr.G_ema.load_state_dict(s['g_ema'])
+    tr.opt_g.load_state_dict(s['g_optim'])
+    tr.opt_d.load_state_dict(s['d_optim'])
     tr.step, tr.elapsed = s['step'], s.get('elapsed', 0.0)
-    tr.pl_mean.copy_(s['pl_mean']); tr.rng.set_state(s['rng']); torch.set_rng_state(s['torch_rng'])
+    tr.pl_mean.copy_(s['pl_mean'])
+    tr.rng.set_state(s['rng'])
+    torch.set_rng_state(s['torch_rng'])
     return tr
 
 # %% ../nbs/11b_run.ipynb #52c6b9fc
@@ -173,7 +179,9 @@ class Run:
             tune_allocator()                                         # keep freed blocks: far fewer page faults on CPU
         self.tr = Trainer(tc, device, rank, world_size)
         if ck is not None:
-            load_training(self.tr, ck, state); del state; self.log(f'resumed from {ck} (step {self.tr.step})')
+            load_training(self.tr, ck, state)
+            del state
+            self.log(f'resumed from {ck} (step {self.tr.step})')
         self.tc, self.progress = tc, progress and rank == 0
         if rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -253,7 +261,9 @@ def _log(self:Run, pending, img_s):
     keys = sorted({k for p in pending for k in p})
     vals = {k: torch.stack([p[k] for p in pending if k in p]).mean() for k in keys}
     if self.world > 1:
-        flat = torch.stack(list(vals.values())); dist.all_reduce(flat); flat /= self.world
+        flat = torch.stack(list(vals.values()))
+        dist.all_reduce(flat)
+        flat /= self.world
         vals = dict(zip(vals, flat))
     rec = dict(step=self.tr.step, kimg=self.tr.step * self.tc.batch / 1000, time=round(self.tr.elapsed, 2),
                img_per_s=round(img_s, 2), **{k: float(v) for k, v in vals.items()})
@@ -315,7 +325,8 @@ def truncate_metrics(path, step):
 # %% ../nbs/11b_run.ipynb #2df43dd7
 def plot_losses(metrics, out=None):
     "Loss curves (adversarial, regularisers, mask loss) from a metrics.jsonl; saved to `out` if given."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib
+    import matplotlib.pyplot as plt
     recs = read_metrics(metrics) if not isinstance(metrics, list) else metrics
     groups = [('adversarial', ['d_loss', 'g_loss']), ('scores', ['real_score', 'fake_score']),
               ('R1', ['r1_img', 'r1_seg']), ('path length', ['pl_penalty', 'pl_mean']), ('mask loss', ['mask_loss'])]
@@ -324,9 +335,13 @@ def plot_losses(metrics, out=None):
         for k in keys:
             pts = [(r['step'], r[k]) for r in recs if k in r]
             if pts: ax.plot(*zip(*pts), label=k)
-        ax.set_title(title, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel('step', fontsize=8)
+        ax.tick_params(labelsize=7)
         if title == 'mask loss': ax.set_yscale('log')
         if ax.lines: ax.legend(fontsize=7)
     fig.tight_layout()
-    if out is not None: fig.savefig(out, dpi=90); plt.close(fig)
+    if out is not None:
+        fig.savefig(out, dpi=90)
+        plt.close(fig)
     return fig

@@ -101,11 +101,14 @@ def bench_explorer(G, repeat=10, region='hair'):
     sync = (lambda: torch.cuda.synchronize()) if dev.type == 'cuda' else (lambda: None)
     live(WPlus(a, G.layout))
     for i in range(repeat + 1):
-        c = a.clone(); c[:, idx] = torch.lerp(a[:, idx], b[:, idx], (i + 1) / (repeat + 1))
+        c = a.clone()
+        c[:, idx] = torch.lerp(a[:, idx], b[:, idx], (i + 1) / (repeat + 1))
         for kind, fn in (('cached', lambda: live(WPlus(c, G.layout))), ('full', lambda: G.synthesis(c, 'const'))):
-            sync(); t = time.perf_counter()
+            sync()
+            t = time.perf_counter()
             with torch.no_grad(): o = fn()
-            o.image.sum().item(); sync()
+            o.image.sum().item()
+            sync()
             if i: times[kind].append(1000 * (time.perf_counter() - t))   # the first round is a warm-up
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {'size': G.cfg.size, 'device': str(dev), 'region': region, 'repeat': repeat,

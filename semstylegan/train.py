@@ -328,7 +328,8 @@ def g_main(self:Trainer, stats):
         if self.use_mask and self.tc.lambda_mask:
             mask_loss = F.mse_loss(F.adaptive_avg_pool2d(fake.seg.float(), self.cfg.coarse_size),
                                    fake.seg_coarse.float())
-            _acc(stats, mask_loss=mask_loss); loss = loss + self.tc.lambda_mask * mask_loss
+            _acc(stats, mask_loss=mask_loss)
+            loss = loss + self.tc.lambda_mask * mask_loss
         (loss / self.rounds).backward()
         _acc(stats, g_loss=loss)
     self.D.requires_grad_(True)
@@ -430,7 +431,10 @@ def setup_distributed():
     if world == 1: return 0, 1, None
     rank, local = int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', 0))
     if torch.cuda.is_available():
-        torch.cuda.set_device(local); dist.init_process_group('nccl'); device = f'cuda:{local}'
+        torch.cuda.set_device(local)
+        dist.init_process_group('nccl')
+        device = f'cuda:{local}'
     else:
-        dist.init_process_group('gloo'); device = 'cpu'
+        dist.init_process_group('gloo')
+        device = 'cpu'
     return rank, world, device

@@ -26,7 +26,9 @@ def palette(n):
     return torch.tensor(cols, dtype=torch.uint8)
 
 def _hsv(h, s, v):
-    i = int(h * 6); f = h * 6 - i; p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    i = int(h * 6)
+    f = h * 6 - i
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
     return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i % 6]
 
 def colorize(mask, n_classes=None):
@@ -55,7 +57,8 @@ def image_mask_grid(images, masks, ncol=4, pad=2):
 
 def make_grid(tiles, ncol, pad=2, value=255):
     "Tile uint8 images (N,3,H,W) into one (3, H', W') grid."
-    n, c, h, w = tiles.shape; nrow = math.ceil(n / ncol)
+    n, c, h, w = tiles.shape
+    nrow = math.ceil(n / ncol)
     out = torch.full((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), value, dtype=torch.uint8)
     for i, t in enumerate(tiles):
         r, q = divmod(i, ncol)
@@ -73,7 +76,8 @@ def show(img, ax=None, title=None):
     "Display a uint8 (3,H,W) image with matplotlib."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(img.shape[-1] / 60, img.shape[-2] / 60))[1]
-    ax.imshow(img.permute(1, 2, 0).cpu().numpy()); ax.axis('off')
+    ax.imshow(img.permute(1, 2, 0).cpu().numpy())
+    ax.axis('off')
     if title: ax.set_title(title)
     return ax
 
@@ -96,7 +100,8 @@ def png(img, scale=2):
 def _inferno(x):
     "(H,W) float -> (3,H,W) uint8 with matplotlib's inferno colour map, normalised per map."
     import matplotlib
-    x = x.float(); x = (x - x.min()) / (x.max() - x.min() + 1e-8)
+    x = x.float()
+    x = (x - x.min()) / (x.max() - x.min() + 1e-8)
     rgb = matplotlib.colormaps['inferno'](x.numpy())[..., :3] * 255
     return torch.from_numpy(rgb).round().to(torch.uint8).permute(2, 0, 1)
 

@@ -50,7 +50,8 @@ def cmd_info(args):
     print(json.dumps(info, indent=1) if args.json else _fmt_info(info))
 
 def _fmt_info(info):
-    c = info['config']; lines = [f"file: {info['file']}"] if 'file' in info else []
+    c = info['config']
+    lines = [f"file: {info['file']}"] if 'file' in info else []
     lines += [f"size {c['size']}, {c['n_classes']} classes: {', '.join(c['class_names'])}",
               f"transparent: {list(c['transparent_classes'])}, residual_refine: {c['residual_refine']}",
               f"W+: {info['latent']['n_latent']} codes of {c['style_dim']} "
@@ -156,7 +157,8 @@ def _bench_synthetic(args):
     synthetic_faces(batch, size, seed=1)                                        # warm-up
     best = float('inf')
     for r in range(args.repeat):
-        t = time.perf_counter(); synthetic_faces(batch * args.batches, size, start=r * batch * args.batches)
+        t = time.perf_counter()
+        synthetic_faces(batch * args.batches, size, start=r * batch * args.batches)
         best = min(best, time.perf_counter() - t)
     return dict(what='synthetic', size=size, threads=args.threads, n=batch * args.batches, repeat=args.repeat,
                 pairs_per_s=round(batch * args.batches / best, 1))
@@ -201,7 +203,8 @@ def _train_parsers(sub):
     s = sub.add_parser('train', help='train a model (resumable; torchrun for many GPUs)',
                        description='Train SemanticStyleGAN. '
                                    'Checkpoints, metrics, samples and the final model go to --out.')
-    add_train_args(s); s.set_defaults(fn=cmd_train)
+    add_train_args(s)
+    s.set_defaults(fn=cmd_train)
     s = sub.add_parser('demo', help='a few minutes of training on synthetic faces, then pictures and index.html')
     s.add_argument('--minutes', type=float, default=5.0, help='training time (default 5)')
     s.add_argument('--out', type=Path, default=Path('demo'), help='output folder (default ./demo)')
@@ -216,7 +219,8 @@ def _train_parsers(sub):
                        description='Evaluate a checkpoint: fid|kid|is (clean-fid protocol, local Inception weights), '
                                    'locality (edits of one region against the rest), '
                                    'masks (generated masks vs a segmenter).')
-    add_eval_args(s); s.set_defaults(fn=cmd_eval)
+    add_eval_args(s)
+    s.set_defaults(fn=cmd_eval)
     from semstylegan.cli.edit import add_edit_parsers
     add_edit_parsers(sub)
     from semstylegan.cli.encoder import add_encoder_parser
@@ -225,21 +229,28 @@ def _train_parsers(sub):
 # %% ../../nbs/cli/06_main.ipynb #25837d67
 def _model_parsers(sub):
     "`info`, `sample` and `convert`: a model and what it makes."
-    s = sub.add_parser('info', help='configuration, parameter counts and latent layout'); _model_args(s)
-    s.add_argument('--json', action='store_true', help='machine-readable output'); s.set_defaults(fn=cmd_info)
-    s = sub.add_parser('sample', help='sample images and masks'); _model_args(s)
+    s = sub.add_parser('info', help='configuration, parameter counts and latent layout')
+    _model_args(s)
+    s.add_argument('--json', action='store_true', help='machine-readable output')
+    s.set_defaults(fn=cmd_info)
+    s = sub.add_parser('sample', help='sample images and masks')
+    _model_args(s)
     s.add_argument('-n', type=positive, default=8, help='number of samples (default 8)')
-    s.add_argument('--seed', type=int, default=0); s.add_argument('--truncation', type=float, default=1.0)
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--truncation', type=float, default=1.0)
     s.add_argument('--noise', default='const', choices=['const', 'random', 'zero'])
-    s.add_argument('--batch', type=positive, default=8); s.add_argument('--ncol', type=positive, default=4)
+    s.add_argument('--batch', type=positive, default=8)
+    s.add_argument('--ncol', type=positive, default=4)
     s.add_argument('--amp', default='auto', choices=['auto', 'off', 'bf16'],
                    help="bf16 autocast ('auto': on CUDA; off on CPU, where bf16 is often emulated)")
     s.add_argument('--compile', action='store_true', help='torch.compile the generator first (for many samples)')
     s.add_argument('--out', type=Path, default=Path('samples'), help='output folder (default ./samples)')
     s.set_defaults(fn=cmd_sample)
     s = sub.add_parser('convert', help='official checkpoint <-> semstylegan checkpoint')
-    s.add_argument('src', type=Path); s.add_argument('--out', type=Path, required=True, help='.safetensors or .pt')
-    s.add_argument('--to', default='semstylegan', choices=['semstylegan', 'official']); s.set_defaults(fn=cmd_convert)
+    s.add_argument('src', type=Path)
+    s.add_argument('--out', type=Path, required=True, help='.safetensors or .pt')
+    s.add_argument('--to', default='semstylegan', choices=['semstylegan', 'official'])
+    s.set_defaults(fn=cmd_convert)
 
 # %% ../../nbs/cli/06_main.ipynb #d85a756d
 def _bench_parser(sub):
@@ -290,7 +301,8 @@ def _bench_settings(s):
     s.add_argument('--no-flip', action='store_true',
                    help='loader: without the flip augmentation (default: with, as in training)')
     s.add_argument('--size', type=positive, help='synthetic: resolution (default 128)')
-    s.add_argument('--out', type=Path, help='JSON file (default: stdout)'); s.set_defaults(fn=cmd_bench, parser=s)
+    s.add_argument('--out', type=Path, help='JSON file (default: stdout)')
+    s.set_defaults(fn=cmd_bench, parser=s)
 
 # %% ../../nbs/cli/06_main.ipynb #dac2e995
 def make_parser():
@@ -336,7 +348,8 @@ def _prepare_parser(sub):
         s.add_argument('--overwrite', action='store_true', help='replace an existing prepared folder')
         s.add_argument('-v', '--verbose', action='store_true', help='progress bar')
         s.set_defaults(fn=cmd_prepare)
-    s = ps.add_parser('synthetic', help='the built-in synthetic faces (no download)'); common(s, 128)
+    s = ps.add_parser('synthetic', help='the built-in synthetic faces (no download)')
+    common(s, 128)
     s.add_argument('--n', type=positive, default=10000, help='training faces (default 10000)')
     s.add_argument('--n-test', type=int, default=1000, help='test faces, the next indices (default 1000)')
     s.add_argument('--seed', type=int, default=0)
@@ -344,7 +357,8 @@ def _prepare_parser(sub):
                    help="'toon': the cartoon domain (default photo)")
     s = ps.add_parser('celebamask-hq',
                       help='CelebAMask-HQ from its published layout (ids < 28,000 train, the rest test)')
-    s.add_argument('root', type=Path, help='folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/'); common(s, 256)
+    s.add_argument('root', type=Path, help='folder holding CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/')
+    common(s, 256)
     s = ps.add_parser('folder', help='images and label maps paired by file stem, or images only')
     s.add_argument('images', type=Path, help='image folder (searched recursively)')
     s.add_argument('--labels', type=Path, help='label folder: single-channel class ids, matched to images by file stem')

@@ -69,7 +69,9 @@ def cmd_invert(args, G):
     codes, recon, masks = [], [], []
     for i in range(0, len(x), args.batch):
         r = _invert_batch(G, x[i:i + args.batch], enc, steps, args, lp)
-        codes.append(r['wplus'].cpu()); recon.append(r['image'].cpu()); masks.append(r['mask'].cpu())
+        codes.append(r['wplus'].cpu())
+        recon.append(r['image'].cpu())
+        masks.append(r['mask'].cpu())
     recon, masks = torch.cat(recon), torch.cat(masks)
     (args.out / 'recon').mkdir(parents=True, exist_ok=True)
     for f, im in zip(files, recon): save_image(to_uint8(im), args.out / 'recon' / f'{f.stem}.png')
@@ -179,24 +181,28 @@ def add_edit_parsers(sub):
     _regions(s)
     s.add_argument('--steps', type=positive, default=8)
     s.add_argument('--method', default='linear', choices=['linear', 'slerp', 'spline'])
-    s.add_argument('--gif', action='store_true'); s.add_argument('--mp4', action='store_true')
+    s.add_argument('--gif', action='store_true')
+    s.add_argument('--mp4', action='store_true')
     s.add_argument('--fps', type=positive, default=12)
     s.set_defaults(fn=_run_edit(cmd_interpolate))
     s = sub.add_parser('mix', help='local style mixing grid: targets x donors for chosen regions')
     _common(s)
     _regions(s)
-    s.add_argument('--donors', type=int, nargs='+', help='donor seeds'); s.set_defaults(fn=_run_edit(cmd_mix))
+    s.add_argument('--donors', type=int, nargs='+', help='donor seeds')
+    s.set_defaults(fn=_run_edit(cmd_mix))
     _invert_parser(sub)
     _edit_parser(sub)
 
 # %% ../../nbs/cli/05_edit.ipynb #ebe98f38
 def _invert_parser(sub):
-    s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)'); _common(s, seeds=False)
+    s = sub.add_parser('invert', help='invert real images into W+ (optionally pivotal tuning)')
+    _common(s, seeds=False)
     s.add_argument('images', help='an image or a folder of images')
     s.add_argument('--steps', type=_count, help='optimisation steps (default 400; 0 with --encoder)')
     s.add_argument('--encoder', help="an encoder (a file, a train-encoder folder, or 'tiny' for the shipped one): "
                                      'its codes alone, or the start of --steps')
-    s.add_argument('--lr', type=float, default=0.1); s.add_argument('--batch', type=positive, default=4)
+    s.add_argument('--lr', type=float, default=0.1)
+    s.add_argument('--batch', type=positive, default=4)
     s.add_argument('--pti-steps', type=int, default=0, help='pivotal tuning steps after inversion (default 0)')
     s.add_argument('--lpips', help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
     s.add_argument('--skip-bad', action='store_true', help='skip unreadable images (listed on stderr), do not stop')

@@ -30,7 +30,8 @@ def add_eval_args(p):
     p.add_argument('--num', type=positive,
                    help='samples: 50000 for fid/kid/is (the paper), 256 for locality and masks')
     p.add_argument('--num-real', type=positive, help='real images for the statistics (default: the whole split)')
-    p.add_argument('--batch', type=positive, default=32); p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--batch', type=positive, default=32)
+    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--truncation', type=float, default=1.0, help='psi (default 1.0, as the paper)')
     p.add_argument('--inception', help=f'Inception weights {INCEPTION_FILE} (or ${INCEPTION_ENV})')
     p.add_argument('--lpips',

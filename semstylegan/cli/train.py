@@ -33,7 +33,8 @@ def add_train_args(p):
     p.add_argument('--image-only', action='store_true', help='fine-tune on images: mask branch and mask losses off')
     p.add_argument('--freeze-local', action='store_true',
                    help='keep the local generators (and their Fourier features) fixed')
-    p.add_argument('--seed', type=int); p.add_argument('--workers', type=int, help='data loader workers')
+    p.add_argument('--seed', type=int)
+    p.add_argument('--workers', type=int, help='data loader workers')
     p.add_argument('--device', default=None, help="'cpu', 'cuda' (default: cuda when available)")
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                    help='any TrainConfig field, or model.FIELD for the model (repeatable)')
@@ -55,7 +56,9 @@ def cmd_train(args):
     "Train (or resume) a run in --out."
     tc = config_from_args(args)
     if args.print_config:
-        print(tc); print('model:', ' '.join(f'{k}={v}' for k, v in tc.model_config().to_dict().items())); return
+        print(tc)
+        print('model:', ' '.join(f'{k}={v}' for k, v in tc.model_config().to_dict().items()))
+        return
     check_length(args.steps, args.minutes)
     rank, world, device = setup_distributed()
     run = Run(tc, args.out, device=args.device or device, resume=args.resume, rank=rank, world_size=world,
