@@ -18,7 +18,8 @@ from .generator import GeneratorOutput
 from .latent import WPlus
 from .layers import make_coords, transform_coords
 from .viz import to_uint8, from_uint8, colorize, save_image, png_bytes, depth_image
-from .edit import codes_from_seeds, region_classes, region_slots, save_codes, invert, edit_codes, GROUPS
+from .edit import codes_from_seeds, region_classes, region_slots, save_codes, invert, GROUPS
+from .attributes import edit_codes
 try: import ipywidgets as W
 except ImportError: W = None
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from .metrics import region_change
 from .core import asset_path, load_tagged, save_tagged
-from .edit import codes_from_seeds, label_samples, region_classes, region_slots
+from .edit import codes_from_seeds, region_classes, region_slots
+from .attributes import label_samples
 
 # %% ../nbs/15_styleflow.ipynb #c8097c13
 FLOW_FORMAT = 'semstylegan-flow/1'

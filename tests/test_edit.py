@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from semstylegan import edit as E
+from semstylegan import attributes as A
 from semstylegan.checkpoint import load_generator
 from semstylegan.checkpoint import pretrained_path
 from semstylegan.latent import WPlus
@@ -72,19 +73,19 @@ def test_boundary_accuracy_on_held_out_samples():
     w = torch.randn(1000, 64, generator=g) * torch.linspace(0.5, 2, 64) + 3
     n_true = torch.randn(64, generator=g); n_true /= n_true.norm()
     labels = ((w - 3) @ n_true > 0.2).float()
-    d, acc = E.fit_boundary(w, labels)
+    d, acc = A.fit_boundary(w, labels)
     assert acc > 0.95 and torch.dot(d, n_true) > 0.9
     with pytest.raises(ValueError, match='same label'):
-        E.fit_boundary(w, torch.zeros(1000))
+        A.fit_boundary(w, torch.zeros(1000))
 
 
 def test_edit_codes_moves_only_the_chosen_slots(G):
     wp = E.codes_from_seeds(G, [1])
     d = torch.randn(G.cfg.style_dim)
-    out = E.edit_codes(wp, d, 2.0, 'mouth', 'texture')
+    out = A.edit_codes(wp, d, 2.0, 'mouth', 'texture')
     changed = (out.codes != wp.codes).any(-1)[0].nonzero().flatten().tolist()
     assert changed == G.layout.index('mouth.texture')
-    assert (E.edit_codes(wp, d, 2.0) .codes != wp.codes).any(-1).all()   # the all-codes edit
+    assert (A.edit_codes(wp, d, 2.0) .codes != wp.codes).any(-1).all()   # the all-codes edit
 
 
 def test_code_files_errors(G, tmp_path):
@@ -133,9 +134,9 @@ def test_unknown_attribute_and_region_list_the_known_ones(tmp_path, capsys):
     from semstylegan.cli import main
     with pytest.raises(SystemExit) as e: main(['edit', '--attr', 'beard', '--out', str(tmp_path)])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and "invalid choice: 'beard'" in err and all(a in err for a in E.EDIT_ATTRIBUTES)
+    assert e.value.code == 2 and "invalid choice: 'beard'" in err and all(a in err for a in A.EDIT_ATTRIBUTES)
     with pytest.raises(ValueError, match="unknown attribute 'beard'; known: smiling, mouth_open"):
-        E.train_attribute_classifier(('smiling', 'beard'), steps=1)
+        A.train_attribute_classifier(('smiling', 'beard'), steps=1)
     assert main(['interpolate', '--seeds', '1', '2', '--regions', 'hair', 'beard', '--out', str(tmp_path), '-q']) == 1
     err = capsys.readouterr().err
     assert err.startswith("semstylegan interpolate: error: unknown region 'beard'; regions are the classes background, skin")
@@ -144,22 +145,22 @@ def test_unknown_attribute_and_region_list_the_known_ones(tmp_path, capsys):
 
 def test_shipped_attribute_classifier_beats_the_majority_rate():
     "Every attribute the chapters and the CLI edit with is classified clearly better than always answering the majority."
-    clf = E.load_attribute_classifier()
-    assert clf.attrs == E.EDIT_ATTRIBUTES and clf.size == 64
-    report = E.attribute_report(clf, 64, n=1024, seed=11)            # faces it was neither trained nor reported on
-    E.check_classifier(report, E.EDIT_ATTRIBUTES)                      # margin: min(0.1, half the remaining error)
+    clf = A.load_attribute_classifier()
+    assert clf.attrs == A.EDIT_ATTRIBUTES and clf.size == 64
+    report = A.attribute_report(clf, 64, n=1024, seed=11)            # faces it was neither trained nor reported on
+    A.check_classifier(report, A.EDIT_ATTRIBUTES)                      # margin: min(0.1, half the remaining error)
 
 
 def test_attribute_classifier_files(tmp_path):
-    clf, report = E.train_attribute_classifier(('hat',), steps=2)
-    E.save_attribute_classifier(clf, tmp_path / 'c.safetensors', note='test')
-    back = E.load_attribute_classifier(tmp_path / 'c.safetensors')
+    clf, report = A.train_attribute_classifier(('hat',), steps=2)
+    A.save_attribute_classifier(clf, tmp_path / 'c.safetensors', note='test')
+    back = A.load_attribute_classifier(tmp_path / 'c.safetensors')
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert back.attrs == ('hat',) and back.info['note'] == 'test' and torch.equal(back(x), clf(x))
     with pytest.raises(FileNotFoundError, match='no attribute classifier there'):
-        E.load_attribute_classifier(tmp_path / 'missing.safetensors')
+        A.load_attribute_classifier(tmp_path / 'missing.safetensors')
     with pytest.raises(E.CheckpointError, match='not an attribute classifier'):
-        E.load_attribute_classifier(pretrained_path())
+        A.load_attribute_classifier(pretrained_path())
 
 
 def test_cli_edit_uses_the_shipped_classifier_and_refuses_a_wrong_one(tmp_path, capsys):
@@ -168,13 +169,13 @@ def test_cli_edit_uses_the_shipped_classifier_and_refuses_a_wrong_one(tmp_path, 
                  '--out', str(tmp_path), '-q']) == 0
     saved = torch.load(tmp_path / 'direction_smiling.pt')
     assert (tmp_path / 'edit_smiling.png').is_file() and saved['classifier_accuracy'] > 0.8
-    clf, _ = E.train_attribute_classifier(('hat',), steps=2)
-    E.save_attribute_classifier(clf, tmp_path / 'hat.safetensors')
+    clf, _ = A.train_attribute_classifier(('hat',), steps=2)
+    A.save_attribute_classifier(clf, tmp_path / 'hat.safetensors')
     assert main(['edit', '--attr', 'smiling', '--clf', str(tmp_path / 'hat.safetensors'), '--out', str(tmp_path), '-q']) == 1
     err = capsys.readouterr().err
     assert 'a 64 px classifier of hat' in err and 'the edit needs smiling' in err
-    clf, _ = E.train_attribute_classifier(('smiling',), steps=2)               # two steps: at chance
-    E.save_attribute_classifier(clf, tmp_path / 'weak.safetensors')
+    clf, _ = A.train_attribute_classifier(('smiling',), steps=2)               # two steps: at chance
+    A.save_attribute_classifier(clf, tmp_path / 'weak.safetensors')
     assert main(['edit', '--attr', 'smiling', '--clf', str(tmp_path / 'weak.safetensors'), '--out', str(tmp_path), '-q']) == 1
     assert 'no better than chance: smiling' in capsys.readouterr().err
 

@@ -6,7 +6,8 @@ pytest.importorskip('zuko', reason='StyleFlow edits need zuko: pip install "sems
 from semstylegan import flow as SF
 from semstylegan.checkpoint import CheckpointError, load_generator, pretrained_path
 from semstylegan.latent import WPlus
-from semstylegan.edit import ATTRIBUTE_REGIONS, codes_from_seeds, load_attribute_classifier, region_classes
+from semstylegan.edit import codes_from_seeds, region_classes
+from semstylegan.attributes import ATTRIBUTE_REGIONS, load_attribute_classifier
 
 torch.set_num_threads(2)
 

@@ -11,8 +11,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from semstylegan.edit import (EDIT_ATTRIBUTES, train_attribute_classifier, check_classifier, save_attribute_classifier,
-                              attribute_classifier_path)
+from semstylegan.attributes import EDIT_ATTRIBUTES, train_attribute_classifier, check_classifier, save_attribute_classifier, attribute_classifier_path
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

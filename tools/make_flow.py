@@ -13,7 +13,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from semstylegan.checkpoint import load_generator, pretrained_path
-from semstylegan.edit import load_attribute_classifier, label_samples
+from semstylegan.attributes import load_attribute_classifier, label_samples
 from semstylegan.flow import train_flow, save_flow, flow_path, fingerprint
 
 def main(argv=None):

@@ -41,7 +41,7 @@ def model_section(name, f):
     return '\n'.join(rows)
 
 def classifier_section():
-    from semstylegan.edit import load_attribute_classifier, attribute_classifier_path
+    from semstylegan.attributes import load_attribute_classifier, attribute_classifier_path
     if not attribute_classifier_path().is_file(): return ''
     info = load_attribute_classifier().info
     rows = ['### `tiny-synthetic-attributes`', '', 'The attribute classifier of the editing chapter and `semstylegan edit`: '
