@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['run_checkpoints', 'latest_checkpoint', 'save_training', 'load_training', 'check_length', 'FitLoop', 'Every', 'Log',
-           'Progress', 'AtEnd', 'open_run_folder', 'prune_checkpoints', 'Run', 'NonFiniteLoss', 'read_metrics',
-           'truncate_metrics', 'plot_losses']
+           'Progress', 'TensorBoard', 'AtEnd', 'open_run_folder', 'prune_checkpoints', 'Run', 'NonFiniteLoss',
+           'read_metrics', 'truncate_metrics', 'plot_losses']
 
 # %% ../nbs/11b_run.ipynb #b68df86f
 import json, math, os, sys, time, warnings
@@ -87,7 +87,7 @@ class FitLoop:
     "Call `step_fn()` until `step()` reaches `steps` or `minutes` have passed; `callbacks` do everything else."
     def __init__(self, step_fn, step, callbacks):
         self.step_fn, self.step, self.callbacks = step_fn, step, sorted(callbacks, key=lambda cb: cb.order)
-        self.stats, self.done, self.last = None, False, {}
+        self.stats, self.done, self.logged, self.last = None, False, False, {}
 
     def __call__(self, event):
         for cb in self.callbacks:
@@ -122,10 +122,12 @@ class Log:
     "Every `every` steps (and after the last): `loop.last = record(pending stats, seconds they took)`."
     order = 10
     def __init__(self, every, record): self.every, self.record = every, record
-    def before_fit(self, loop): self.pending, self.t0 = [], time.time()
+    def before_fit(self, loop):
+        self.pending, self.t0 = [], time.time()
     def after_step(self, loop):
         self.pending.append(loop.stats)
-        if loop.step() % self.every == 0 or loop.done:
+        loop.logged = loop.step() % self.every == 0 or loop.done
+        if loop.logged:
             loop.last = self.record(self.pending, time.time() - self.t0)
             self.pending, self.t0 = [], time.time()
 
@@ -139,8 +141,24 @@ class Progress:
                         unit='step', dynamic_ncols=True, desc=f'{loop.minutes:g} min' if loop.minutes else None)
     def after_step(self, loop):
         self.bar.update(1)
-        if loop.last: self.bar.set_postfix({k: f'{v:.3g}' for k, v in loop.last.items() if k in self.keys})
+        if loop.logged: self.bar.set_postfix({k: f'{v:.3g}' for k, v in loop.last.items() if k in self.keys})
     def after_fit(self, loop): self.bar.close()
+
+class TensorBoard:
+    "Each logged record as TensorBoard scalars in `folder` (nothing when tensorboard is not installed)."
+    order = 15
+    def __init__(self, folder): self.folder, self.writer = folder, None
+    def before_fit(self, loop):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.folder))
+        except Exception: self.writer = None                    # tensorboard not installed: metrics.jsonl only
+    def after_step(self, loop):
+        if not (self.writer and loop.logged): return
+        for k, v in loop.last.items():
+            if k != 'step': self.writer.add_scalar(k, v, loop.last['step'])
+    def after_fit(self, loop):
+        if self.writer: self.writer.close()
 
 class AtEnd:
     "Call `fn()` once the loop is over."
@@ -190,7 +208,6 @@ class Run:
             if resume: truncate_metrics(self.out / 'metrics.jsonl', self.tr.step)
         self.sample_z = torch.randn(tc.n_sample, self.tr.cfg.style_dim,
                                     generator=torch.Generator().manual_seed(tc.seed + 2))
-        self._tb = None
 
 # %% ../nbs/11b_run.ipynb #d21f0e81
 @patch
@@ -232,7 +249,9 @@ def _fit(self:Run, steps, minutes):
     it = iter(loader)
     callbacks = [Log(tc.log_every, self._record), Every(tc.ckpt_every, self.checkpoint, order=40),
                  Progress(('d_loss', 'g_loss', 'mask_loss', 'img_per_s'), self.progress)]
-    if self.rank == 0: callbacks += [Every(tc.sample_every, self.samples, at_start=True), AtEnd(self.finish)]
+    if self.rank == 0:
+        callbacks += [TensorBoard(self.out / 'tensorboard'), Every(tc.sample_every, self.samples, at_start=True),
+                      AtEnd(self.finish)]
     return FitLoop(lambda: tr.train_step(next(it)), lambda: tr.step, callbacks).fit(steps or tc.steps, minutes)
 
 @patch
@@ -269,21 +288,9 @@ def _log(self:Run, pending, img_s):
                img_per_s=round(img_s, 2), **{k: float(v) for k, v in vals.items()})
     if self.rank == 0:
         with open(self.out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
-        self._tensorboard(rec)
     return rec
 
 # %% ../nbs/11b_run.ipynb #d021695e
-@patch
-def _tensorboard(self:Run, rec):
-    if self._tb is None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(self.out / 'tensorboard'))
-        except Exception: self._tb = False                     # tensorboard not installed: JSONL only
-    if self._tb:
-        for k, v in rec.items():
-            if k != 'step': self._tb.add_scalar(k, v, rec['step'])
-
 @patch
 @torch.no_grad()
 def samples(self:Run):
