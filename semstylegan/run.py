@@ -131,6 +131,7 @@ class Log:
             loop.last = self.record(self.pending, time.time() - self.t0)
             self.pending, self.t0 = [], time.time()
 
+# %% ../nbs/11b_run.ipynb #a0165175
 class Progress:
     "A tqdm bar over the steps (or open-ended under a time limit), showing `keys` of the last record."
     order = 20

@@ -10,8 +10,11 @@ import argparse, json, os, sys
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from ..edit import codes_from_seeds, component_buildup, interpolate_codes, invert, mix_grid, read_photos, render, render_frames, save_codes, save_frames, spline_codes
-from ..attributes import ATTRIBUTE_REGIONS, EDIT_ATTRIBUTES, attribute_classifier_path, attribute_report, check_classifier, edit_codes, fit_boundary, label_samples, load_attribute_classifier, train_attribute_classifier
+from ..edit import (codes_from_seeds, component_buildup, interpolate_codes, invert, mix_grid, read_photos,
+                              render, render_frames, save_codes, save_frames, spline_codes)
+from ..attributes import (ATTRIBUTE_REGIONS, EDIT_ATTRIBUTES, attribute_classifier_path, attribute_report,
+                                    check_classifier, edit_codes, fit_boundary, label_samples,
+                                    load_attribute_classifier, train_attribute_classifier)
 from ..latent import WPlus
 from ..viz import colorize, make_grid, save_image, to_uint8
 from .args import codes_arg
