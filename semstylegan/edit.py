@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .latent import WPlus
 from .generator import GeneratorOutput
-from .metrics import region_change
+from .locality import region_change
 from .layers import make_coords, transform_coords
 from .core import CheckpointError, asset_path, atomic_write, load_tagged, save_tagged
 from .checkpoint import safe_load

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 import torch
 import torch.nn as nn
-from .metrics import region_change
+from .locality import region_change
 from .core import asset_path, load_tagged, save_tagged
 from .edit import codes_from_seeds, region_classes, region_slots
 from .attributes import label_samples

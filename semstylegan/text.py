@@ -311,7 +311,7 @@ def clip_report(clip, images, labels):
 def edit_scores(G, clf, before, after, attr, regions):
     """The classifier's mean score of `attr` and the share of images where it finds it, before and after an edit,
     and the pixels kept outside `regions` (1 - mean |change| outside their masks before and after)."""
-    from semstylegan.metrics import region_change
+    from semstylegan.locality import region_change
     o0, o1 = [G.synthesis(w, noise_mode='const') for w in (before, after)]
     j = clf.attrs.index(attr)
     s0, s1 = [torch.sigmoid(clf(o.image.clamp(-1, 1))[:, j]) for o in (o0, o1)]

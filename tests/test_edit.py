@@ -7,7 +7,7 @@ from semstylegan import attributes as A
 from semstylegan.checkpoint import load_generator
 from semstylegan.checkpoint import pretrained_path
 from semstylegan.latent import WPlus
-from semstylegan.metrics import locality
+from semstylegan.locality import locality
 
 torch.set_num_threads(2)
 

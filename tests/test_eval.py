@@ -7,6 +7,8 @@ import torch
 from PIL import Image
 
 from semstylegan import metrics as M
+from semstylegan import locality as LO
+from semstylegan import masks as MK
 from semstylegan.cli import main
 from semstylegan.checkpoint import pretrained_path
 from semstylegan.data import Synthetic
@@ -80,12 +82,12 @@ def test_lpips_from_local_alexnet(tmp_path):
     pytest.importorskip('lpips', reason=EXTRA)
     tv = pytest.importorskip('torchvision', reason=EXTRA)
     with pytest.raises(M.WeightsMissing, match='--lpips'):
-        M.load_lpips()
+        LO.load_lpips()
     torch.manual_seed(0)
     alex = tv.models.alexnet()
     path = tmp_path / M.ALEXNET_FILE
     torch.save(alex.state_dict(), path)
-    lp = M.load_lpips(path)
+    lp = LO.load_lpips(path)
     assert torch.equal(getattr(lp.net.slice1, '0').weight, alex.features[0].weight)
     assert torch.equal(getattr(lp.net.slice5, '10').weight, alex.features[10].weight)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -93,7 +95,7 @@ def test_lpips_from_local_alexnet(tmp_path):
     assert d.shape == (2, 1, 64, 64) and d.min() >= 0 and lp(x, x).abs().max() < 1e-6
     torch.save({'classifier.1.weight': torch.zeros(1)}, tmp_path / 'wrong.pth')
     with pytest.raises(M.WeightsMissing, match='expected torchvision AlexNet'):
-        M.load_lpips(tmp_path / 'wrong.pth')
+        LO.load_lpips(tmp_path / 'wrong.pth')
 
 
 def test_eval_locality_cli_with_baseline(tmp_path):
@@ -126,13 +128,13 @@ def test_eval_masks_cli_saves_and_reuses_segmenter(tmp_path):
 def test_broken_weight_files_are_clear_errors(tmp_path, capsys, clean_fid):
     "A truncated segmenter (through `eval masks`), an LFS-pointer AlexNet and an empty Inception file name the file."
     seg = tmp_path / 'seg.safetensors'
-    M.save_segmenter(M.Segmenter(13, 8), seg)
+    MK.save_segmenter(MK.Segmenter(13, 8), seg)
     data = seg.read_bytes(); seg.write_bytes(data[:len(data) // 2])
     rc = main(['eval', 'masks', str(pretrained_path()), '--segmenter', str(seg), '--out', str(tmp_path / 'ev'), '-q'])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith(f'semstylegan eval: error: {seg}: truncated safetensors file') and 'Traceback' not in err
     pointer = tmp_path / M.ALEXNET_FILE
     pointer.write_text('version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 244408911\n')
-    with pytest.raises(Exception, match=f'{pointer}: a Git LFS pointer .*run `git lfs pull`'): M.load_lpips(pointer)
+    with pytest.raises(Exception, match=f'{pointer}: a Git LFS pointer .*run `git lfs pull`'): LO.load_lpips(pointer)
     empty = tmp_path / M.INCEPTION_FILE; empty.write_bytes(b'')
     with pytest.raises(M.WeightsMissing, match=f'{empty}: empty file \\(0 bytes\\)'): M.InceptionExtractor(empty)

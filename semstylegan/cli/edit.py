@@ -62,7 +62,7 @@ def cmd_invert(args, G):
     for e in skipped: print(f'semstylegan invert: skipped {e}', file=sys.stderr)
     lp = None
     if args.lpips or os.environ.get('SEMSTYLEGAN_ALEXNET'):
-        from semstylegan.metrics import load_lpips
+        from semstylegan.locality import load_lpips
         lp = load_lpips(args.lpips, next(G.parameters()).device)
     enc = _encoder_arg(args, G)
     steps = args.steps if args.steps is not None else (0 if enc else 400)
