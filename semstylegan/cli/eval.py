@@ -13,7 +13,8 @@ from ..checkpoint import load_generator
 from ..core import CheckpointError, atomic_write
 from ..metrics import InceptionExtractor, TinyExtractor, evaluate_quality
 from ..locality import load_lpips, locality, locality_table, plot_locality
-from ..masks import load_segmenter, mask_consistency, plot_ious, save_segmenter, segmenter_accuracy, train_segmenter
+from ..masks import (load_segmenter, mask_consistency, plot_ious, save_segmenter, segmenter_accuracy,
+                               train_segmenter)
 from ..metrics import INCEPTION_FILE, INCEPTION_ENV, ALEXNET_FILE, ALEXNET_ENV
 
 # %% ../../nbs/cli/02_eval.ipynb #e0313003
