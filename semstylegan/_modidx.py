@@ -920,6 +920,7 @@ d = { 'settings': { 'branch': 'main',
                                  'semstylegan.viz.palette': ('viz.html#palette', 'semstylegan/viz.py'),
                                  'semstylegan.viz.png': ('viz.html#png', 'semstylegan/viz.py'),
                                  'semstylegan.viz.png_bytes': ('viz.html#png_bytes', 'semstylegan/viz.py'),
+                                 'semstylegan.viz.save_figure': ('viz.html#save_figure', 'semstylegan/viz.py'),
                                  'semstylegan.viz.save_image': ('viz.html#save_image', 'semstylegan/viz.py'),
                                  'semstylegan.viz.show': ('viz.html#show', 'semstylegan/viz.py'),
                                  'semstylegan.viz.to_uint8': ('viz.html#to_uint8', 'semstylegan/viz.py')}}}

@@ -22,6 +22,7 @@ from .core import CheckpointError, asset_path, atomic_write, load_tagged, save_t
 from .checkpoint import safe_load
 from .viz import to_uint8, from_uint8, colorize, make_grid, save_image, depth_image
 from .edit import codes_from_seeds, region_classes, region_slots
+from .viz import save_figure
 
 # %% ../nbs/13a_attributes.ipynb #22bdf138
 EDIT_ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings')  # the binary
@@ -190,8 +191,4 @@ def plot_edit_curve(rows, attr, region, path=None, ax=None):
     ax.set_xlabel(f'{attr} score gain')
     ax.set_ylabel(f'pixel preservation outside {region}')
     ax.legend()
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return save_figure(fig, path)

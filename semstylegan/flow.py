@@ -15,6 +15,7 @@ from .locality import region_change
 from .core import asset_path, load_tagged, save_tagged
 from .edit import codes_from_seeds, region_classes, region_slots
 from .attributes import label_samples
+from .viz import save_figure
 
 # %% ../nbs/15_styleflow.ipynb #c8097c13
 FLOW_FORMAT = 'semstylegan-flow/1'
@@ -226,8 +227,4 @@ def plot_edit_curves(curves, attr, region, path=None, ax=None, all_codes=True):
     ax.set_xlabel(f'{attr} score gain')
     ax.set_ylabel(f'pixel preservation outside {region}')
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return save_figure(fig, path)

@@ -18,6 +18,7 @@ from .data import read_image, image_files, DataError
 from .loaders import open_dataset, make_loader, SYNTHETIC_SPECS
 from .viz import to_uint8, from_uint8
 from .metrics import ALEXNET_ENV, ALEXNET_FILE, ALEXNET_URL, WeightsMissing, find_weights, need_extra
+from .viz import save_figure
 
 # %% ../nbs/12a_locality.ipynb #f51b2c21
 def load_lpips(path=None, device='cpu'):
@@ -152,8 +153,4 @@ def plot_locality(res, path=None, kind='both', baseline=None, metric='out_l1'):
     ax.set_ylabel(metric.replace('_', ' '))
     ax.set_title(f'{metric} when only one region\'s {kind} codes change ({res["mode"]})')
     ax.legend()
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return save_figure(fig, path)

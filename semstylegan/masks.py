@@ -19,6 +19,7 @@ from .data import read_image, image_files, DataError
 from .loaders import open_dataset, make_loader, SYNTHETIC_SPECS
 from .viz import to_uint8, from_uint8
 from .metrics import generator_batches
+from .viz import save_figure
 
 # %% ../nbs/12b_masks.ipynb #77317292
 def _block(i, o):
@@ -136,8 +137,4 @@ def plot_ious(res, path=None):
     ax.set_ylabel('IoU')
     ax.set_ylim(0, 1)
     ax.legend()
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return save_figure(fig, path)

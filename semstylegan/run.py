@@ -21,6 +21,7 @@ from .loaders import make_loader
 from .viz import image_mask_grid, save_image
 from .train import Trainer
 from .config import TrainConfig, train_config
+from .viz import save_figure
 
 # %% ../nbs/11b_run.ipynb #6c0c8725
 def run_checkpoints(out):
@@ -348,8 +349,4 @@ def plot_losses(metrics, out=None):
         ax.tick_params(labelsize=7)
         if title == 'mask loss': ax.set_yscale('log')
         if ax.lines: ax.legend(fontsize=7)
-    fig.tight_layout()
-    if out is not None:
-        fig.savefig(out, dpi=90)
-        plt.close(fig)
-    return fig
+    return save_figure(fig, out, dpi=90)
