@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['SAFE_GLOBALS', 'FORMAT', 'OfficialArgs', 'safe_load', 'generator_official_to_ours', 'generator_ours_to_official',
            'discriminator_official_to_ours', 'discriminator_ours_to_official', 'load_into', 'infer_official_config',
-           'is_official', 'load_official', 'save_checkpoint', 'check_finite', 'load_checkpoint', 'load_generator',
-           'pretrained_path']
+           'is_official', 'load_official', 'save_checkpoint', 'load_checkpoint', 'load_generator', 'pretrained_path']
 
 # %% ../nbs/06_checkpoint.ipynb #0cdc7d2b
 import dataclasses, json, os, pickle, re, tempfile, types, warnings
 from pathlib import Path
 import torch
-from .core import CheckpointError, LFS_POINTER, atomic_write, asset_path, diagnose_file
+from .core import (CheckpointError, LFS_POINTER, atomic_write, asset_path, check_file,
+                             check_finite, diagnose_file, load_state, load_torch)
 from .generator import Generator, ModelConfig
 from .latent import CELEBAMASK_TRANSPARENT
 from .discriminator import DualBranchDiscriminator
@@ -24,29 +24,11 @@ class OfficialArgs(types.SimpleNamespace):
 
 SAFE_GLOBALS = [(OfficialArgs, 'argparse.Namespace')]
 
-def safe_load(path):
-    "`torch.load(path, weights_only=True)` on CPU, allowing only `SAFE_GLOBALS`; clear errors otherwise."
-    path = Path(path)
-    if not path.exists(): raise CheckpointError(f'{path}: no such file')
+def safe_load(path, what='a checkpoint'):
+    "A checkpoint's contents: safetensors, or `core.load_torch` allowing only `SAFE_GLOBALS`; clear errors otherwise."
+    path = check_file(path, what)
     if path.suffix == '.safetensors': return _load_safetensors(path)
-    try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        if problem := diagnose_file(path): raise CheckpointError(f'{path}: {problem}') from None
-        raise CheckpointError(
-            f'{path}: refused to load, the file contains pickled objects that are not plain weights '
-            f'(first line of the loader\'s reason: {str(e).strip().splitlines()[0][:300]}). '
-            f'Only tensors, containers and argparse.Namespace are allowed. '
-            f'If you trust this file, re-save its tensors with torch.save(state_dict) '
-            f'from a trusted environment.') from None
-    except (RuntimeError, EOFError) as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0][:200]
-        size = path.stat().st_size
-        damaged = f'truncated or damaged PyTorch file ({size:,} bytes; the loader says: {reason}): fetch it again'
-        raise CheckpointError(f'{path}: {diagnose_file(path) or damaged}') from None
-    except OSError as e:
-        raise CheckpointError(f'{path}: cannot read the file ({e.strerror or e})') from None
+    return load_torch(path, what, SAFE_GLOBALS)
 
 # %% ../nbs/06_checkpoint.ipynb #b7855e93
 _LOCAL = [  # (our stacked tensor, official key pattern under local_nets.{k}.)
@@ -144,28 +126,12 @@ def discriminator_ours_to_official(sd, cfg):
 
 # %% ../nbs/06_checkpoint.ipynb #3965fcbf
 def load_into(module, sd, source='state dict', problems=None):
-    """Load `sd` strictly into `module`; on mismatch raise `CheckpointError` listing missing, unexpected and
-    mis-shaped keys."""
-    own = module.state_dict()
-    problems = problems or {}
-    stacked = {k for k in own if k.startswith('local.')} if problems else set()  # reported by the converter instead
-    missing = sorted(set(own) - set(sd) - stacked) + list(problems.get('missing', []))
-    unexpected = sorted(set(sd) - set(own)) + list(problems.get('unexpected', []))
-    shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
-              for k in own if k in sd and sd[k].shape != own[k].shape]
-    shapes += list(problems.get('shapes', []))
-    if missing or unexpected or shapes:
-        def fmt(xs):
-            more = f'\n    ... and {len(xs) - 40} more' if len(xs) > 40 else ''
-            return ''.join(f'\n    {x}' for x in xs[:40]) + more
-        raise CheckpointError(
-            f'{source} does not match {type(module).__name__}({module.cfg.size}px, {module.cfg.n_classes} classes):'
-            + (f'\n  missing keys ({len(missing)}):' + fmt(missing) if missing else '')
-            + (f'\n  unexpected keys ({len(unexpected)}):' + fmt(unexpected) if unexpected else '')
-            + (f'\n  shape mismatches ({len(shapes)}):' + fmt(shapes) if shapes else '')
-            + '\n  Check that the config (size, n_classes, channels...) is the one the file was trained with.')
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
-    return module
+    """Load `sd` strictly into `module` (`core.load_state`); on mismatch the `CheckpointError` lists missing,
+    unexpected and mis-shaped keys, and says which model was expected."""
+    stacked = {k for k in module.state_dict() if k.startswith('local.')} if problems else set()   # the converter's
+    return load_state(module, sd, source, problems, skip=stacked,
+                      what=f'{type(module).__name__}({module.cfg.size}px, {module.cfg.n_classes} classes)',
+                      fix='check that the config (size, n_classes, channels...) is the one the file was trained with')
 
 # %% ../nbs/06_checkpoint.ipynb #1a180a73
 def infer_official_config(sd, **overrides):
@@ -255,25 +221,18 @@ def _load_safetensors(path):
     try:
         with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
         flat = load_file(str(path))
-    except SafetensorError as e:
+    except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f'{path}: {diagnose_file(path) or f"unreadable safetensors file ({e})"}') from None
     if meta.get('format') != FORMAT: raise CheckpointError(f'{path}: a safetensors file without semstylegan metadata')
     if 'config' not in meta or 'models' not in meta: raise _no_config(path, meta)
-    out = {'format': FORMAT, 'config': json.loads(meta['config'])}
-    for name in json.loads(meta['models']):
+    try: config, models = json.loads(meta['config']), json.loads(meta['models'])
+    except ValueError as e:
+        raise CheckpointError(f'{path}: damaged metadata (config or models not JSON: {e}); fetch the file again') \
+            from None
+    out = {'format': FORMAT, 'config': config}
+    for name in models:
         out[name] = {k[len(name) + 1:]: v for k, v in flat.items() if k.startswith(name + '.')}
     return out
-
-def check_finite(sd, source):
-    "Refuse a state dict with NaN or infinite values: the run that saved it diverged."
-    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point()}
-    bad = {k: n for k, n in bad.items() if n}
-    if not bad: return sd
-    total = sum(v.numel() for v in sd.values() if torch.is_tensor(v))
-    n_bad = sum(bad.values())
-    raise CheckpointError(f'{source}: {n_bad:,} of {total:,} weight values are NaN or infinite (in {len(bad)} '
-                          f'tensors, e.g. {", ".join(list(bad)[:3])}): the training run diverged before this save; '
-                          'use an earlier checkpoint of the run')
 
 # %% ../nbs/06_checkpoint.ipynb #8b70b1e7
 def load_checkpoint(path, which=('g_ema', 'g', 'd'), **overrides):
@@ -282,7 +241,10 @@ def load_checkpoint(path, which=('g_ema', 'g', 'd'), **overrides):
     obj = safe_load(path)
     if isinstance(obj, dict) and obj.get('format') == FORMAT:
         if 'config' not in obj: raise _no_config(path, obj)
-        cfg = ModelConfig.from_dict({**obj['config'], **overrides})
+        try: cfg = ModelConfig.from_dict({**obj['config'], **overrides})
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise CheckpointError(f'{path}: a config this version cannot build ({e}): written by another version of '
+                                  'semstylegan, or damaged') from None
         out = {'config': cfg}
         for key in which:
             if key in obj:
