@@ -129,7 +129,7 @@ def load_into(module, sd, source='state dict', problems=None):
     """Load `sd` strictly into `module` (`core.load_state`); on mismatch the `CheckpointError` lists missing,
     unexpected and mis-shaped keys, and says which model was expected."""
     stacked = {k for k in module.state_dict() if k.startswith('local.')} if problems else set()   # the converter's
-    return load_state(module, sd, source, problems, skip=stacked,
+    return load_state(module, sd, source, problems=problems, skip=stacked,
                       what=f'{type(module).__name__}({module.cfg.size}px, {module.cfg.n_classes} classes)',
                       fix='check that the config (size, n_classes, channels...) is the one the file was trained with')
 

@@ -187,7 +187,7 @@ def _listing(title, xs):
     more = f'\n    ... and {len(xs) - 40} more' if len(xs) > 40 else ''
     return f'\n  {title} ({len(xs)}):' + ''.join(f'\n    {x}' for x in xs[:40]) + more if xs else ''
 
-def load_state(module, sd, source, problems=None, skip=(), what=None,
+def load_state(module, sd, source, what=None, problems=None, skip=(),
                fix='check that the file was made for this model, or fetch it again'):
     """Load `sd` strictly into `module` after checking it: missing, unexpected, mis-shaped or non-tensor entries (and
     the converter's `problems`) are listed in one `CheckpointError`; non-finite values are refused. `skip`: keys whose
