@@ -23,6 +23,7 @@ from .checkpoint import safe_load
 from .viz import to_uint8, from_uint8, colorize, make_grid, save_image, depth_image
 from .edit import codes_from_seeds, region_classes, region_slots
 from .viz import save_figure
+from .core import build, load_state
 
 # %% ../nbs/13a_attributes.ipynb #22bdf138
 EDIT_ATTRIBUTES = ('smiling', 'mouth_open', 'bangs', 'bald', 'long_hair', 'eyeglasses', 'hat', 'earrings')  # the binary
@@ -104,11 +105,11 @@ def save_attribute_classifier(clf, path, **info):
 def load_attribute_classifier(path=None):
     "An `AttributeClassifier` from a file written by `save_attribute_classifier` (default: the shipped one)."
     path = Path(path or attribute_classifier_path())
-    if not path.is_file(): raise FileNotFoundError(f'{path}: no attribute classifier there; train one with '
-                                                   'train_attribute_classifier and save_attribute_classifier')
-    state, info = load_tagged(path, ATTRIBUTES_FORMAT, 'an attribute classifier')
-    clf = AttributeClassifier(info['attrs'], info['width'])
-    clf.load_state_dict(state)
+    fix = 'train one with train_attribute_classifier and save_attribute_classifier'
+    state, info = load_tagged(path, ATTRIBUTES_FORMAT, 'an attribute classifier', fix)
+    if not isinstance(info.get('size'), int): raise CheckpointError(f'{path}: damaged metadata (no image size)')
+    clf = build(AttributeClassifier, info, path, ('attrs', 'width'))
+    clf = load_state(clf, state, path, 'the classifier its settings describe')
     clf.size, clf.info = info['size'], {'format': ATTRIBUTES_FORMAT, **info}
     return clf.eval()
 

@@ -22,6 +22,7 @@ from .layers import make_coords, transform_coords
 from .core import CheckpointError, asset_path, atomic_write, load_tagged, save_tagged
 from .checkpoint import safe_load
 from .viz import to_uint8, from_uint8, colorize, make_grid, save_image, depth_image
+from .core import check_file
 
 # %% ../nbs/13_edit.ipynb #dacf0253
 CODES_FORMAT = 'semstylegan-codes/1'
@@ -47,8 +48,8 @@ def save_codes(path, wplus, **info):
 def load_codes(path, G):
     "W+ codes for `G` from our files, `semstylegan sample`'s codes.pt, or the official W (1,512) / W+ (N,28,512) files."
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f'{path}: codes file not found')
-    obj = safe_load(path)
+    fix = 'write one with `semstylegan sample` (codes.pt) or save_codes'
+    obj = safe_load(check_file(path, 'a codes file', fix), 'a codes file')
     if isinstance(obj, dict):
         t = next((obj[k] for k in ('wplus', 'latent', 'w', 'codes') if k in obj and torch.is_tensor(obj[k])), None)
         names = obj.get('class_names')
@@ -58,9 +59,18 @@ def load_codes(path, G):
     elif isinstance(obj, (list, tuple)) and len(obj) == 1 and torch.is_tensor(obj[0]): t = obj[0]
     else: t = obj if torch.is_tensor(obj) else None
     if t is None: raise ValueError(f'{path}: no codes found (expected a tensor or a dict with "wplus")')
-    t = t.float()
+    return _checked_codes(t.float(), G, path)
+
+def _checked_codes(t, G, path):
+    "Codes `t` as W+ for `G`: there are some, of its layout, all finite."
     D, n = G.cfg.style_dim, G.layout.n_latent
+    if t.numel() == 0:
+        raise ValueError(f'{path}: holds no codes (a tensor of shape {tuple(t.shape)}); give another file')
     if t.ndim == 1: t = t[None]
+    bad = (~torch.isfinite(t)).flatten(1).any(1) if t.ndim > 1 else None
+    if bad is not None and bad.any():
+        raise ValueError(f'{path}: {int(bad.sum())} of {len(t)} codes hold NaN or infinite values (the first: '
+                         f'code {int(bad.nonzero()[0])}); give a file of finite codes')
     if t.ndim == 2 and t.shape[-1] == D: return WPlus.from_w(t, G.layout)
     if t.ndim == 3 and t.shape[1:] == (n, D): return WPlus(t, G.layout)
     raise ValueError(f'{path}: codes of shape {tuple(t.shape)} do not fit this generator: expected (N, {D}) W or '

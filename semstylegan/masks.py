@@ -20,6 +20,7 @@ from .loaders import open_dataset, make_loader, SYNTHETIC_SPECS
 from .viz import to_uint8, from_uint8
 from .metrics import generator_batches
 from .viz import save_figure
+from .core import build, check_file, load_state
 
 # %% ../nbs/12b_masks.ipynb #77317292
 def _block(i, o):
@@ -110,16 +111,18 @@ def mask_consistency(G, net, n=256, batch=32, seed=0, truncation=1.0, device=Non
 def save_segmenter(net, path, **info):
     save_checkpoint(path, dict(kind='segmenter', n_classes=net.n_classes, width=net.width, **info), segmenter=net)
 
-def load_segmenter(path):
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: segmenter file not found; make one with `semstylegan eval masks` '
-                              f'(it saves segmenter.safetensors)')
-    obj = safe_load(path)
-    cfg = obj['config']
-    if cfg.get('kind') != 'segmenter': raise CheckpointError(f'{path}: not a segmenter checkpoint')
-    net = Segmenter(cfg['n_classes'], cfg['width'])
-    net.load_state_dict(obj['segmenter'])
+def load_segmenter(path, n_classes=None):
+    "The segmenter saved by `save_segmenter`; with `n_classes`, refused unless it segments that many classes."
+    fix = 'make one with `semstylegan eval masks` (it saves segmenter.safetensors)'
+    obj = safe_load(check_file(path, 'a segmenter', fix), 'a segmenter')
+    cfg = obj.get('config') if isinstance(obj, dict) else None
+    if not isinstance(cfg, dict) or cfg.get('kind') != 'segmenter':
+        raise CheckpointError(f'{path}: not a segmenter checkpoint; {fix}')
+    net = build(Segmenter, cfg, path, ('n_classes', 'width'))
+    net = load_state(net, obj.get('segmenter'), path, 'the segmenter its config describes')
+    if n_classes is not None and net.n_classes != n_classes:
+        raise CheckpointError(f'{path}: a segmenter of {net.n_classes} classes, but the generator has {n_classes}; '
+                              'leave out --segmenter to train one for it, or give one trained on its classes')
     return net.eval()
 
 # %% ../nbs/12b_masks.ipynb #39141a07

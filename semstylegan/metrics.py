@@ -41,6 +41,7 @@ def find_weights(path, env, filename, url, what, flag):
     given = path or os.environ.get(env)
     if given:
         if Path(given).is_file(): return Path(given)
+        if Path(given).is_dir(): raise WeightsMissing(f'{given}: a folder, not the {what} weights file ({filename})')
         where = f'{given} (from {flag})' if path else f'{given} (from ${env})'
         raise WeightsMissing(f'{what} weights not found at {where}: download {url} on a machine with internet '
                              f'and give its path with {flag} or ${env}')

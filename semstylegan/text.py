@@ -18,6 +18,7 @@ from .latent import WPlus
 from .core import CheckpointError, asset_path, load_tagged, save_tagged, tagged_info
 from .edit import region_slots, region_classes, render, save_codes
 from .viz import from_uint8, make_grid, save_image
+from .core import check_file, load_state
 
 # %% ../nbs/16_text.ipynb #00946a57
 CLIP_FORMAT = 'semstylegan-clip/1'
@@ -123,7 +124,7 @@ def load_clip(path=None, model='ViT-B-32', device='cpu'):
     if not path: raise FileNotFoundError(f'no CLIP weights given (no --clip, ${CLIP_ENV} unset). {CLIP_HINT}')
     if str(path) == 'tiny' and not Path(path).exists(): path = clip_path()
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'{path}: no CLIP weights there. {CLIP_HINT}')
+    check_file(path, 'CLIP weights', CLIP_HINT)
     meta = _clip_meta(path)
     if meta is not None: return _load_small_clip(path, meta).to(device)
     oc = _open_clip()
@@ -151,12 +152,14 @@ def _clip_meta(path):
     return {'format': tag, **info} if tag == CLIP_FORMAT else None
 
 def _load_small_clip(path, meta):
-    clip = tiny_clip(meta['token_ids'], meta['model_cfg'], mean=meta['mean'], std=meta['std'])
-    own = clip.model.state_dict()
+    lacks = [k for k in ('token_ids', 'model_cfg', 'mean', 'std') if k not in meta]
+    if lacks: raise CheckpointError(f'{path}: damaged metadata (it lacks {", ".join(lacks)})')
+    try: clip = tiny_clip(meta['token_ids'], meta['model_cfg'], mean=meta['mean'], std=meta['std'])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f'{path}: a CLIP config this version cannot build ({e}): damaged or another version') \
+            from None
     state, _ = load_tagged(path, CLIP_FORMAT, 'a semstylegan CLIP file')
-    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        raise CheckpointError(f'{path}: weights do not match the config stored in the file (damaged or edited)')
-    clip.model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    load_state(clip.model, state, path, 'the CLIP its config describes')
     clip.info.update(meta)
     return clip.eval()
 

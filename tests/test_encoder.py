@@ -71,7 +71,7 @@ def test_invert_with_encoder(tmp_path, capsys, G):
     assert a.shape == b.shape == (2, G.layout.n_latent, G.cfg.style_dim) and not torch.equal(a, b)
     assert main(['invert', str(photos), '--encoder', str(tmp_path / 'nothing.safetensors'), '--out', str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert 'nothing.safetensors: encoder not found' in err and 'train-encoder' in err
+    assert 'nothing.safetensors: no such file (expected an encoder)' in err and 'train-encoder' in err
 
 def test_shipped_encoder_beats_the_mean_code(G):
     "The shipped encoder, on held-out synthetic faces: far closer than the mean code, and its masks agree."

@@ -100,7 +100,7 @@ def test_train_save_load_round_trip(tmp_path, one_thread):
 
 
 def test_flow_file_errors_name_the_file(tmp_path, G, clf):
-    with pytest.raises(FileNotFoundError, match=r'missing\.safetensors: no flow file there'):
+    with pytest.raises(FileNotFoundError, match=r'missing\.safetensors: no such file \(expected a StyleFlow file\)'):
         SF.load_flow(tmp_path / 'missing.safetensors')
     (tmp_path / 'junk.safetensors').write_bytes(b'definitely not a safetensors file')
     with pytest.raises(CheckpointError, match=r'junk\.safetensors: not a safetensors file'):
@@ -130,4 +130,4 @@ def test_cli_styleflow_edit(tmp_path, capsys):
     assert rec['method'] == 'styleflow' and rec['flow'] == 'shipped' and rec['values'] == [0, 1]
     assert (tmp_path / 'edit_mouth_open.png').is_file()
     assert main(args + ['--flow', str(tmp_path / 'none.safetensors'), '--out', str(tmp_path)]) == 1
-    assert 'none.safetensors: no flow file there' in capsys.readouterr().err
+    assert 'none.safetensors: no such file (expected a StyleFlow file)' in capsys.readouterr().err
