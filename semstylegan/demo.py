@@ -80,20 +80,20 @@ generators, one per semantic class, fused by their pseudo-depths; the mask besid
 
 # %% ../nbs/19_demo.ipynb #b40e23b6
 def demo(out='demo', minutes=5.0, pretrained=False, resume=False, device=None, seed=0, progress=True, log=print,
-         **overrides):
-    """Train `tiny` on synthetic faces for `minutes` (or continue the shipped checkpoint), then write the pictures
-    and index.html."""
+         steps=None, **overrides):
+    """Train `tiny` on synthetic faces for `minutes` (or until step `steps`; or continue the shipped checkpoint), then
+    write the pictures and index.html. A run too short for its first log still writes them, saying how many steps."""
     out = Path(out)
     tc = train_config('tiny', seed=seed, steps=10**9, **overrides)
     if pretrained and not resume: tc.init = str(pretrained_path())
     t = time.time()
     run = Run(tc, out / 'run', device=device, resume=resume, progress=progress, log=log)
-    last = run.fit(minutes=minutes)
+    last = run.fit(steps, None if steps else minutes)
     G = run.tr.G_ema
     info = render_pictures(G, out, seed, device=run.tr.device)
     recs = read_metrics(out / 'run' / 'metrics.jsonl')
     plot_losses(recs, out / 'losses.png')
-    (out / 'metrics.jsonl').write_text((out / 'run' / 'metrics.jsonl').read_text())
+    atomic_write(out / 'metrics.jsonl', lambda t: Path(t).write_text(''.join(json.dumps(r) + '\n' for r in recs)))
     info.update(n_classes=G.cfg.n_classes, summary={
         'start': 'shipped checkpoint' if pretrained else 'random initialisation', 'steps': run.tr.step,
         'images seen': run.tr.step * tc.batch, 'minutes': round((time.time() - t) / 60, 1),

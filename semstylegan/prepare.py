@@ -8,6 +8,7 @@ __all__ = ['MANIFEST_FORMAT', 'prepare', 'summary']
 # %% ../nbs/10a_prepare.ipynb #a0000003
 import errno, json, os, shutil, hashlib, signal, time, sys, ctypes
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 import multiprocessing as mp
 import numpy as np
@@ -44,6 +45,7 @@ def _init_worker(src, parent):
     torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group: the main process handles it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)        # not the command line's handler: a worker just stops
     _die_with_parent(parent)
 def _load_in_worker(keys): return _SOURCE.load_chunk(keys)
 
@@ -138,6 +140,10 @@ def _run_chunks(source, todo, splits, workers, write):
                 chunks = [[splits[s][r] for r in rows] for s, rows in todo]
                 for (split, rows), res in zip(todo, ex.map(_load_in_worker, chunks)):
                     write(split, rows, res)
+            except BrokenProcessPool:
+                raise OSError('a prepare worker process died (killed, or out of memory); the chunks written are '
+                              'kept: run the same command again to resume, with fewer --workers if memory ran out') \
+                    from None
             except BaseException:
                 ex.shutdown(wait=True, cancel_futures=True)
                 raise

@@ -101,8 +101,9 @@ class FitLoop:
         "Returns the last logged record."
         check_length(steps, minutes)
         self.steps, self.minutes = steps, minutes
-        self.t_stop = time.time() + 60 * minutes if minutes else None
+        self.t_stop = None
         self('before_fit')
+        self.t_stop = time.time() + 60 * minutes if minutes else None          # the setup above is not counted
         while not self.finished():
             self.stats = self.step_fn()
             self.done = self.finished()
@@ -344,6 +345,7 @@ def finish(self:Run):
 def read_metrics(path):
     "metrics.jsonl -> list of dicts (a last line cut short by a kill is left out)."
     recs = []
+    if not Path(path).exists(): return recs                                # a run that stopped before its first log
     for line in Path(path).read_text().splitlines():
         try: recs.append(json.loads(line))
         except json.JSONDecodeError: pass

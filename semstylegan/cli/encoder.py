@@ -13,7 +13,9 @@ from ..encoder import EncoderRun, SETTINGS
 
 # %% ../../nbs/cli/03_encoder.ipynb #a563b178
 import argparse
-from .args import positive, fraction
+from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
+                                  fraction, given, non_negative, path_or, positive, positive_float, probability,
+                                  refuse_ignored, seed)
 
 # %% ../../nbs/cli/03_encoder.ipynb #3dfec9a6
 def add_encoder_parser(sub):
@@ -22,18 +24,22 @@ def add_encoder_parser(sub):
                        description='Train a ReStyle-style encoder for a frozen generator on its own samples (code, '
                                    'image and mask losses) and optionally on real photos (image loss). Checkpoints, '
                                    'metrics, sample grids and encoder.safetensors go to --out.')
-    s.add_argument('--ckpt', help='the generator (ours or official; default: the shipped tiny model)')
+    s.add_argument('--ckpt', type=existing_file,
+                   help='the generator (ours or official; default: the shipped tiny model)')
     s.add_argument('--out', type=Path, required=True, help='run folder')
-    s.add_argument('--real', help="real photos too: 'synthetic', a prepared folder or a folder of images")
+    s.add_argument('--real', type=path_or('synthetic', 'synthetic:toon', kind=existing_dir),
+                   help="real photos too: 'synthetic', a prepared folder or a folder of images")
     s.add_argument('--steps', type=positive, help='steps in all (default 2000)')
-    s.add_argument('--minutes', type=float, help='wall-clock minutes instead of --steps')
+    s.add_argument('--minutes', type=positive_float, help='wall-clock minutes instead of --steps')
     s.add_argument('--resume', action='store_true', help='continue the run in --out')
-    for k in ('batch', 'iterations', 'seed', 'ckpt_every'):
-        s.add_argument(f'--{k.replace("_", "-")}', type=int, help=f'(default {SETTINGS[k]})')
-    s.add_argument('--lr', type=float, help=f'(default {SETTINGS["lr"]})')
+    for k in ('batch', 'iterations', 'ckpt_every'):
+        s.add_argument(f'--{k.replace("_", "-")}', type=positive, help=f'(default {SETTINGS[k]})')
+    s.add_argument('--seed', type=seed, help=f'(default {SETTINGS["seed"]})')
+    s.add_argument('--lr', type=positive_float, help=f'(default {SETTINGS["lr"]})')
     s.add_argument('--device', default=None)
     s.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
-    s.set_defaults(fn=cmd_train_encoder)
+    s.set_defaults(fn=cmd_train_encoder, check=lambda p, a: refuse_ignored(p, a, 'with --minutes', ['steps'])
+                   if a.minutes else None)
 
 # %% ../../nbs/cli/03_encoder.ipynb #8636af68
 def cmd_train_encoder(args):

@@ -15,7 +15,9 @@ from ..viz import make_grid, save_image
 
 # %% ../../nbs/cli/04_text.ipynb #4542d1df
 import argparse
-from .args import positive, fraction
+from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
+                                  fraction, given, non_negative, path_or, positive, positive_float, probability,
+                                  refuse_ignored, seed)
 
 # %% ../../nbs/cli/04_text.ipynb #dc902734
 def add_text_args(parser):
@@ -24,11 +26,12 @@ def add_text_args(parser):
     g = parser.add_argument_group('text edits (StyleCLIP optimisation of the regions\' codes; needs semstylegan[text])')
     g.add_argument('--text', action='append', metavar="'[REGIONS:] PROMPT [| NEGATIVE ...]'",
                    help="an edit described in words, e.g. 'hair: long hair | short hair'; repeat for edits in turn")
-    g.add_argument('--clip', help=f'CLIP weights: a file, or "tiny" for the shipped tiny CLIP (default ${CLIP_ENV})')
+    g.add_argument('--clip', type=path_or('tiny', kind=existing_file),
+                   help=f'CLIP weights: a file, or "tiny" for the shipped tiny CLIP (default ${CLIP_ENV})')
     g.add_argument('--clip-model', default='ViT-B-32', help='the open_clip model of a --clip state dict (ViT-B-32)')
     g.add_argument('--text-steps', type=positive, default=60, help='optimisation steps per edit (default 60)')
-    g.add_argument('--text-lr', type=float, default=0.05, help='Adam learning rate (default 0.05)')
-    g.add_argument('--lambda-l2', type=float, default=0.01, help='weight of |w - w_start|^2 (default 0.01)')
+    g.add_argument('--text-lr', type=positive_float, default=0.05, help='Adam learning rate (default 0.05)')
+    g.add_argument('--lambda-l2', type=non_negative, default=0.01, help='weight of |w - w_start|^2 (default 0.01)')
     return parser
 
 # %% ../../nbs/cli/04_text.ipynb #1adf2e4a

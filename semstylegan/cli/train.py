@@ -16,25 +16,27 @@ import torch.distributed as dist
 
 # %% ../../nbs/cli/01_train.ipynb #17420585
 import argparse
-from .args import positive, fraction
+from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
+                                  fraction, given, non_negative, path_or, positive, positive_float, probability,
+                                  refuse_ignored, seed)
 
 # %% ../../nbs/cli/01_train.ipynb #151eb0ef
 def add_train_args(p):
     "The `semstylegan train` flags (also used by `demo`)."
     p.add_argument('--preset', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
-    p.add_argument('--data', default=None,
+    p.add_argument('--data', type=path_or('synthetic', 'synthetic:toon', kind=existing_dir),
                    help="'synthetic' (default), 'synthetic:toon' or a folder made by `semstylegan prepare`")
     p.add_argument('--out', type=Path, default=Path('runs/train'), help='run folder (default: runs/train)')
-    p.add_argument('--steps', type=int, help='train until this step')
-    p.add_argument('--minutes', type=float, help='stop after this wall time')
-    p.add_argument('--batch', type=int, help='total batch over all processes')
+    p.add_argument('--steps', type=positive, help='train until this step')
+    p.add_argument('--minutes', type=positive_float, help='stop after this wall time')
+    p.add_argument('--batch', type=positive, help='total batch over all processes')
     p.add_argument('--resume', action='store_true', help='continue from the last checkpoint in --out')
-    p.add_argument('--init', help='start from the weights of this checkpoint (ours or official)')
+    p.add_argument('--init', type=existing_file, help='start from the weights of this checkpoint (ours or official)')
     p.add_argument('--image-only', action='store_true', help='fine-tune on images: mask branch and mask losses off')
     p.add_argument('--freeze-local', action='store_true',
                    help='keep the local generators (and their Fourier features) fixed')
-    p.add_argument('--seed', type=int)
-    p.add_argument('--workers', type=int, help='data loader workers')
+    p.add_argument('--seed', type=seed)
+    p.add_argument('--workers', type=count, help='data loader workers')
     p.add_argument('--device', default=None, help="'cpu', 'cuda' (default: cuda when available)")
     p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                    help='any TrainConfig field, or model.FIELD for the model (repeatable)')
