@@ -301,13 +301,14 @@ def image_files(path):
     "The image files under `path` (recursive, sorted, hidden files and folders left out), or `[path]` for one file."
     path = Path(path)
     if path.is_file(): return [path]
-    if not path.is_dir(): raise DataError(path, 'no such folder')
+    if not path.exists(): raise DataError(path, 'no such file or folder')
     files = sorted(p for p in _walk_visible(path) if p.suffix.lower() in IMAGE_EXTS)
     if not files: raise DataError(path, f'empty: no image files ({", ".join(IMAGE_EXTS)}) found')
     return files
 
 def _scan(folder):
     "Image files of a folder by stem, and the pairs of files that share a stem."
+    if Path(folder).is_file(): raise DataError(folder, 'a file, not a folder; give the folder that holds it')
     if not Path(folder).is_dir(): raise DataError(folder, 'no such folder')
     files, dup = {}, []
     for p in image_files(folder):

@@ -329,14 +329,17 @@ def composite_features(G, wplus, h0, regions, shift=(0., 0.), scale=1., noise_mo
     return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wp)
 
 # %% ../nbs/13_edit.ipynb #b7227590
-def read_photos(files, size, skip_bad=False):
-    "Files read, their photos as a (N,3,size,size) batch in [-1,1], and the `DataError`s of the files skipped."
+def read_photos(files, size, skip_bad=None):
+    """Files read, their photos as a (N,3,size,size) batch in [-1,1], and the `DataError`s of the files skipped.
+    `skip_bad`: skip unreadable files (True), stop at one (False: the error suggests --skip-bad), or stop without
+    suggesting it (None: for callers that have no such option)."""
     from PIL import Image
     from semstylegan.data import read_image, DataError
     read, photos, skipped = [], [], []
     for f in files:
         try: im = Image.fromarray(read_image(f)).resize((size, size), Image.LANCZOS)
         except DataError as e:
+            if skip_bad is None: raise DataError(e.path, e.problem, 're-export the file, or remove it') from None
             if not skip_bad: raise
             skipped.append(e)
             continue

@@ -48,7 +48,7 @@ def test_train_encoder_errors(tmp_path, run_cli):
     r = run_cli('train-encoder', '--out', tmp_path / 'x', '--resume')
     assert r.returncode == 1 and 'no encoder run to resume here' in r.stderr and 'Traceback' not in r.stderr
     r = run_cli('train-encoder', '--out', tmp_path / 'x', '--real', tmp_path / 'none', '--steps', 1)
-    assert r.returncode == 1 and str(tmp_path / 'none') in r.stderr and 'no such folder' in r.stderr
+    assert r.returncode == 2 and str(tmp_path / 'none') in r.stderr and 'no such folder' in r.stderr
 
 def _photos(folder, n=2):
     from PIL import Image

@@ -76,8 +76,8 @@ def existing_path(v):
     return Path(v)
 
 def path_or(*words, kind=existing_path):
-    "A type taking one of `words` as it is (such as 'tiny' or 'synthetic'), else a path checked by `kind`."
-    def parse(v): return v if v in words else kind(v)
+    "A type taking one of `words` as it is (such as 'tiny' or 'synthetic'), else a path checked by `kind` (a str)."
+    def parse(v): return v if v in words else str(kind(v))
     parse.__name__ = f'{kind.__name__}_or_{"_".join(w.replace(":", "_") for w in words)}'
     return parse
 

@@ -49,7 +49,7 @@ def config_from_args(args):
     tc = train_config(args.preset or 'tiny')
     for k in ('data', 'steps', 'batch', 'seed', 'workers', 'init'):
         v = getattr(args, k, None)
-        if v is not None: setattr(tc, k, v)
+        if v is not None: setattr(tc, k, str(v) if isinstance(v, Path) else v)
     if args.image_only: tc.image_only = True
     if args.freeze_local: tc.freeze_local = True
     return tc.override(args.overrides)
