@@ -286,3 +286,60 @@ def test_demo_shorter_than_its_first_log(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads((tmp_path / 'd' / 'summary.json').read_text())
     assert summary['steps'] >= 0 and (tmp_path / 'd' / 'index.html').exists()
+
+
+def _processes_mentioning(text):
+    "Pids of live processes whose command line holds `text` (forked workers keep their parent's)."
+    pids = []
+    for d in Path('/proc').iterdir():
+        try:
+            if d.name.isdigit() and text in (d / 'cmdline').read_bytes().decode(errors='replace'): pids.append(int(d.name))
+        except OSError: pass
+    return pids
+
+
+@pytest.mark.slow
+def test_sigterm_stops_prepare_and_its_workers(tmp_path):
+    "SIGTERM to the main process only: exit 143, the workers gone, and the same command resumes."
+    import numpy as np
+    out = tmp_path / 'd'
+    args = ['prepare', 'synthetic', '--n', 4000, '--n-test', 0, '--size', 128, '--workers', 2, '--out', out]
+    p = popen_cli(*args)
+    status = tmp_path / '.d.partial' / 'train_status.npy'
+    def started():
+        try: return bool(np.load(status, mmap_mode='r').any())
+        except (OSError, ValueError): return False
+    _wait_for(p, started, 120)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    err = p.stderr.read().decode()
+    assert p.returncode == 143 and 'prepare: terminated (SIGTERM); run the same command again to resume' in err, err
+    deadline = time.time() + 10
+    while time.time() < deadline and _processes_mentioning(str(out)): time.sleep(0.2)
+    assert not _processes_mentioning(str(out))
+    assert not out.exists()
+
+
+def test_killed_prepare_worker(tmp_path):
+    "A worker killed as the OOM killer would: a clear OSError saying how to resume, not BrokenProcessPool."
+    from semstylegan.data import Synthetic
+    from semstylegan.prepare import prepare
+    parent = os.getpid()
+
+    class Dies(Synthetic):
+        def load_chunk(self, keys):
+            if os.getpid() != parent: os.kill(os.getpid(), signal.SIGKILL)
+            return super().load_chunk(keys)
+    with pytest.raises(OSError, match='a prepare worker process died .* run the same command again to resume'):
+        prepare(Dies(n=64, size=32, n_test=0), tmp_path / 'd', workers=2, chunk=8)
+
+
+def test_docs_build_names_a_notebook_that_is_not_one(tmp_path):
+    import subprocess, sys
+    nbs = tmp_path / 'nbs'
+    nbs.mkdir()
+    (nbs / '01_x.ipynb').write_text('{"cells": 3, "metadata": {}}')
+    tool = Path(__file__).parent.parent / 'tools' / 'build_docs.py'
+    r = subprocess.run([sys.executable, tool, '--nbs', nbs, '--out', tmp_path / 'site'], capture_output=True, text=True)
+    assert r.returncode == 1 and f'{nbs / "01_x.ipynb"}: not a readable notebook' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr

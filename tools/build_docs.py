@@ -106,9 +106,13 @@ def find_notebooks(nbs):
 
 def read_notebook(path):
     try:
-        return nbformat.read(path, as_version=4)
-    except (OSError, ValueError, nbformat.ValidationError) as e:
-        raise BuildError(f'{path}: cannot read notebook: {e}') from e
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BuildError(f'{path}: not a readable notebook ({reason}); open and save it in Jupyter, '
+                         'or restore it from git') from None
+    return nb
 
 
 def first_heading(nb):
