@@ -24,6 +24,10 @@ class DataError(ValueError):
     def __init__(self, path, problem, fix=''):
         self.path, self.problem, self.fix = str(path), problem, fix
         super().__init__(f'{path}: {problem}' + (f'; {fix}' if fix else ''))
+    def suggest(self, option):
+        "The same error, its fix also offering `option` (of the command that can skip bad files)."
+        if option in str(self): return self
+        return DataError(self.path, self.problem, f'{self.fix} or pass {option}' if self.fix else f'pass {option}')
 
 def _class_names(names):
     "2 to 256 distinct non-empty strings, as a tuple; anything else is a ValueError saying what to write."
@@ -114,7 +118,7 @@ def _open(path, what, upright=False):
     except FileNotFoundError: raise DataError(path, f'missing {what}') from None
     except Image.DecompressionBombError as e: raise DataError(path, f'{what} too large ({e})') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(path, f'cannot decode {what} ({e})', 're-export the file or pass --skip-bad') from None
+        raise DataError(path, f'cannot decode {what} ({e})', 're-export the file') from None
 
 def _as_array16(im):
     "Grayscale of any depth -> integer array (16-bit values kept)."

@@ -339,8 +339,8 @@ def read_photos(files, size, skip_bad=None):
     for f in files:
         try: im = Image.fromarray(read_image(f)).resize((size, size), Image.LANCZOS)
         except DataError as e:
-            if skip_bad is None: raise DataError(e.path, e.problem, 're-export the file, or remove it') from None
-            if not skip_bad: raise
+            if skip_bad is None: raise
+            if not skip_bad: raise e.suggest('--skip-bad') from None
             skipped.append(e)
             continue
         read.append(f)

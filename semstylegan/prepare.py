@@ -115,7 +115,7 @@ def _write_chunk(a, split, keys, rows, results, skip_bad, skipped_log):
     bad = []
     for r, res in zip(rows, results):
         if isinstance(res, DataError):
-            if not skip_bad: raise res
+            if not skip_bad: raise res.suggest('--skip-bad')
             bad.append(dict(split=split, row=int(r), key=keys[r], file=res.path, problem=res.problem))
             continue
         a['images'][r] = res[0]

@@ -180,8 +180,9 @@ def test_bad_arguments_are_usage_errors(tmp_path, capsys, monkeypatch, argv, say
 def test_every_option_is_typed():
     "No option of any command parses a number with bare int/float, or an input file or folder without a check."
     import semstylegan.cli.args as A
-    inputs = {'ckpt', 'codes', 'clf', 'flow', 'segmenter', 'inception', 'lpips', 'encoder', 'images', 'src',
-              'labels', 'classes', 'init', 'baseline', 'clip', 'real', 'data', 'root'}
+    # --inception and --lpips go to `metrics.find_weights`, which checks them and says where to download the weights
+    inputs = {'ckpt', 'codes', 'clf', 'flow', 'segmenter', 'encoder', 'images', 'src', 'labels', 'classes', 'init',
+              'baseline', 'clip', 'real', 'data', 'root'}
     def parsers(p):
         yield p
         for a in p._actions:
@@ -343,3 +344,22 @@ def test_docs_build_names_a_notebook_that_is_not_one(tmp_path):
     r = subprocess.run([sys.executable, tool, '--nbs', nbs, '--out', tmp_path / 'site'], capture_output=True, text=True)
     assert r.returncode == 1 and f'{nbs / "01_x.ipynb"}: not a readable notebook' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def test_train_resume_with_other_settings(tmp_path, capsys):
+    "train --resume takes the run's settings; a flag or --set that asks for another value is refused, naming it."
+    out = tmp_path / 'run'
+    small = ['--set', 'model.local_channel=16', '--set', 'model.coarse_channel=16', '--set', 'model.max_channels=32',
+             '--set', 'n_synthetic=8', '--set', 'sample_every=1000']
+    assert run(capsys, 'train', '--out', out, '--steps', 1, '--batch', 2, '-q', *small)[0] == 0
+    code, err = run(capsys, 'train', '--out', out, '--resume', '--steps', 2, '--batch', 4, '--set', 'lr=0.01', '-q')
+    assert code == 1 and 'batch 4 (the run has 2)' in err and 'lr 0.01 (the run has 0.002)' in err, err
+    assert run(capsys, 'train', '--out', out, '--resume', '--steps', 2, '--set', 'log_every=1', '-q')[0] == 0
+
+
+def test_unreadable_real_photo_without_skip_bad(tmp_path, capsys):
+    "train-encoder --real has no --skip-bad: its message does not offer it."
+    folder = photos(tmp_path / 'p', 2)
+    (folder / 'bad.png').write_bytes(b'not an image')
+    code, err = run(capsys, 'train-encoder', '--out', tmp_path / 'r', '--real', folder, '--steps', 1, '-q')
+    assert code == 1 and f'{folder / "bad.png"}: cannot decode image' in err and '--skip-bad' not in err, err

@@ -435,15 +435,19 @@ def _run(args):
         return 3
     except (CheckpointError, ValueError, KeyError, OSError, ImportError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e      # str(KeyError) would quote the message
+        if isinstance(e, KeyError) and ' ' not in str(message): return _internal(args, e)   # a bare key: a bug
         print(f'semstylegan {args.command}: error: {message}', file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         what = 'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'
         print(f'semstylegan {args.command}: {what}{RESUME_HINTS.get(args.command, "")}', file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
-    except Exception as e:
-        if getattr(args, 'verbose', False) or os.environ.get('SEMSTYLEGAN_TRACEBACK'): raise
-        print(f'semstylegan {args.command}: internal error: {type(e).__name__}: {e} (a bug: run it again with '
-              'SEMSTYLEGAN_TRACEBACK=1 for the traceback, and report it)', file=sys.stderr)
-        return 1
+    except Exception as e: return _internal(args, e)
     return 0
+
+def _internal(args, e):
+    "An error no check foresaw: one line saying so (the traceback with -v or $SEMSTYLEGAN_TRACEBACK), exit 1."
+    if getattr(args, 'verbose', False) or os.environ.get('SEMSTYLEGAN_TRACEBACK'): raise e
+    print(f'semstylegan {args.command}: internal error: {type(e).__name__}: {e} (a bug: run it again with '
+          'SEMSTYLEGAN_TRACEBACK=1 for the traceback, and report it)', file=sys.stderr)
+    return 1

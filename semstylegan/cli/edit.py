@@ -224,7 +224,7 @@ def _invert_parser(sub):
     s.add_argument('--lr', type=positive_float, default=0.1)
     s.add_argument('--batch', type=positive, default=4)
     s.add_argument('--pti-steps', type=count, default=0, help='pivotal tuning steps after inversion (default 0)')
-    s.add_argument('--lpips', type=existing_file,
+    s.add_argument('--lpips',
                    help='AlexNet weights for LPIPS (or $SEMSTYLEGAN_ALEXNET); without: pyramid L1')
     s.add_argument('--skip-bad', action='store_true', help='skip unreadable images (listed on stderr), do not stop')
     s.set_defaults(fn=_run_edit(cmd_invert), outputs=['recon', 'codes.pt', 'inversion.png'])

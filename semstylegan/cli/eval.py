@@ -37,8 +37,8 @@ def add_eval_args(p):
     p.add_argument('--batch', type=positive, default=32)
     p.add_argument('--seed', type=seed, default=0)
     p.add_argument('--truncation', type=finite, default=1.0, help='psi (default 1.0, as the paper)')
-    p.add_argument('--inception', type=existing_file, help=f'Inception weights {INCEPTION_FILE} (or ${INCEPTION_ENV})')
-    p.add_argument('--lpips', type=existing_file,
+    p.add_argument('--inception', help=f'Inception weights {INCEPTION_FILE} (or ${INCEPTION_ENV})')
+    p.add_argument('--lpips',
                    help=f'AlexNet weights {ALEXNET_FILE} for LPIPS in locality (or ${ALEXNET_ENV}); optional')
     p.add_argument('--baseline', type=existing_file, help='locality: a shared-code baseline checkpoint to compare with')
     p.add_argument('--mode', default='resample', choices=['resample', 'swap', 'interpolate'], help='locality: the edit')
