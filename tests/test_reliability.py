@@ -363,3 +363,24 @@ def test_unreadable_real_photo_without_skip_bad(tmp_path, capsys):
     (folder / 'bad.png').write_bytes(b'not an image')
     code, err = run(capsys, 'train-encoder', '--out', tmp_path / 'r', '--real', folder, '--steps', 1, '-q')
     assert code == 1 and f'{folder / "bad.png"}: cannot decode image' in err and '--skip-bad' not in err, err
+
+
+def test_unforeseen_errors_are_one_line_unless_asked(tmp_path, capsys, monkeypatch):
+    "The net under every command: an error no check foresaw is one line and exit 1; $SEMSTYLEGAN_TRACEBACK shows it."
+    import semstylegan.cli as cli
+    def broken(args): raise RuntimeError('something nobody checked')
+    argv = ['info', '--preset', 'tiny']
+    parser = cli.make_parser
+    monkeypatch.setattr(cli, 'make_parser', lambda: _with_fn(parser(), 'info', broken))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('semstylegan info: internal error: RuntimeError: something nobody checked (a bug') and \
+        err.count('\n') == 1, err
+    monkeypatch.setenv('SEMSTYLEGAN_TRACEBACK', '1')
+    with pytest.raises(RuntimeError, match='something nobody checked'): main(argv)
+
+
+def _with_fn(parser, command, fn):
+    "`parser` with the subcommand `command` running `fn`."
+    next(a for a in parser._actions if isinstance(a.choices, dict)).choices[command].set_defaults(fn=fn)
+    return parser
