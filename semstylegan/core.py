@@ -16,6 +16,7 @@ import torch
 def atomic_write(path, write_fn):
     "Call `write_fn(tmp_path)` then atomically rename to `path` (same folder, so the rename is atomic)."
     path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(f'{path}: a folder is there; give the name of a file to write')
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
@@ -100,13 +101,13 @@ def load_torch(path, what='a PyTorch file', allowed=()):
             f'Only tensors, containers and argparse.Namespace are allowed. '
             f'If you trust this file, re-save its tensors with torch.save(state_dict) '
             f'from a trusted environment.') from None
-    except (RuntimeError, EOFError, ValueError) as e:
+    except OSError as e:
+        raise CheckpointError(f'{path}: cannot read the file ({e.strerror or e})') from None
+    except Exception as e:                          # the unpickler's many ways of meeting bytes that are not a pickle
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split('. ')[0][:200]
         size = path.stat().st_size
         damaged = f'truncated or damaged PyTorch file ({size:,} bytes; the loader says: {reason}): fetch it again'
         raise CheckpointError(f'{path}: {diagnose_file(path) or damaged}') from None
-    except OSError as e:
-        raise CheckpointError(f'{path}: cannot read the file ({e.strerror or e})') from None
 
 # %% ../nbs/00_core.ipynb #e37f31dd
 def save_tagged(path, state, tag, **info):
@@ -124,13 +125,20 @@ def tagged_info(path):
     try:
         with safe_open(str(path), 'pt') as f: meta = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: {diagnose_file(path) or f"unreadable safetensors file ({e})"}') from None
+        raise CheckpointError(f'{path}: {diagnose_file(path) or _not_safetensors(path, e)}') from None
     try: info = json.loads(meta.pop('info', '{}'))
     except ValueError as e:
         raise CheckpointError(f'{path}: damaged metadata (its info is not JSON: {e}); fetch the file again') from None
     if not isinstance(info, dict): raise CheckpointError(f'{path}: damaged metadata (its info is not a dictionary)')
     tag = meta.pop('format', None) or info.pop('format', None)
     return tag, {**info, **{k: _json_or_text(v) for k, v in meta.items()}}
+
+def _not_safetensors(path, e):
+    "What to say of a file that safetensors cannot read and that `diagnose_file` finds intact."
+    with open(path, 'rb') as f: head = f.read(4)
+    if head.startswith(b'PK\x03\x04') or head.startswith(b'\x80'):
+        return 'a PyTorch (pickle) file where a safetensors file was expected: give the .safetensors file'
+    return f'unreadable safetensors file ({e})'
 
 def _json_or_text(v):
     try: return json.loads(v)
