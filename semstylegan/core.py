@@ -8,11 +8,18 @@ __all__ = ['LFS_POINTER', 'atomic_write', 'CheckpointError', 'diagnose_file', 'M
            'asset_path', 'resolve_device', 'time_fn']
 
 # %% ../nbs/00_core.ipynb #80c38e74
-import hashlib, inspect, json, os, pickle, tempfile, time
+import errno, hashlib, inspect, json, os, pickle, tempfile, time
 from pathlib import Path
 import torch
 
 # %% ../nbs/00_core.ipynb #9fd1bdf9
+def _write_failed(path, e):
+    "The `OSError` (ENOSPC when the disk is full) of a write that a library reported as something else."
+    st = os.statvfs(path.parent)
+    full = st.f_bavail * st.f_frsize < 2**20
+    return OSError(errno.ENOSPC if full else errno.EIO, f'could not write the file ({str(e).splitlines()[0][:200]})',
+                   str(path))
+
 def atomic_write(path, write_fn):
     "Call `write_fn(tmp_path)` then atomically rename to `path` (same folder, so the rename is atomic)."
     path = Path(path)
@@ -21,7 +28,10 @@ def atomic_write(path, write_fn):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
-        write_fn(tmp)
+        try: write_fn(tmp)
+        except RuntimeError as e:                     # torch.save reports a failed write (a full disk) this way
+            if 'inline_container' not in str(e) and 'PytorchStreamWriter' not in str(e): raise
+            raise _write_failed(path, e) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)                 # mkstemp makes 0600; give the file the usual permissions

@@ -31,8 +31,12 @@ def test_convert_both_ways(tmp_path, run_cli):
     assert all(torch.equal(v, G2.state_dict()[k]) for k, v in G.state_dict().items())
 
 def test_errors_exit_1(tmp_path, run_cli):
+    "A file that is there but broken: exit 1 naming it; one that is not there: a usage error (exit 2) before any work."
+    (tmp_path / 'empty.pt').write_bytes(b'')
+    r = run_cli('info', '--ckpt', str(tmp_path / 'empty.pt'))
+    assert r.returncode == 1 and 'empty.pt: empty file (0 bytes)' in r.stderr and r.stdout == ''
     r = run_cli('info', '--ckpt', str(tmp_path / 'missing.pt'))
-    assert r.returncode == 1 and 'missing.pt: no such file' in r.stderr and r.stdout == ''
+    assert r.returncode == 2 and 'no such file: ' in r.stderr and 'missing.pt' in r.stderr and r.stdout == ''
 
 def test_bench_json(tmp_path, run_cli):
     r = run_cli('bench', '--preset', 'tiny', '--batch', '2', '--repeat', '1', '--out', str(tmp_path / 'b.json'))
@@ -169,10 +173,10 @@ def test_convert_to_official_refuses_safetensors_out(tmp_path, run_cli):
     assert 'official checkpoints are torch (pickle) files' in r.stderr and f'use --out {tmp_path / "off.pt"}' in r.stderr
 
 @pytest.mark.parametrize('argv', [['sample', '-n', '0'], ['sample', '--ncol', '0'], ['sample', '--batch', '0'],
-                                  ['sample', '--batch', '-3'], ['eval', 'fid', 'x', '--num', '0'],
-                                  ['eval', 'masks', 'x', '--batch', '-3'], ['eval', 'masks', 'x', '--seg-steps', '0'],
+                                  ['sample', '--batch', '-3'], ['eval', 'fid', '.', '--num', '0'],
+                                  ['eval', 'masks', '.', '--batch', '-3'], ['eval', 'masks', '.', '--seg-steps', '0'],
                                   ['interpolate', '--steps', '0'], ['interpolate', '--fps', '0'],
-                                  ['invert', 'x', '--batch', '0'],
+                                  ['invert', '.', '--batch', '0'],
                                   ['edit', '--samples', '0'], ['edit', '--clf-steps', '-5']])
 def test_counts_must_be_positive_usage_error(argv, capsys):
     from semstylegan.cli import main
@@ -185,5 +189,5 @@ def test_counts_must_be_positive_usage_error(argv, capsys):
 def test_invert_steps_may_be_zero_but_not_negative(capsys):
     "`invert --steps 0` is the encoder alone; a negative count is a usage error (exit 2) that says what is allowed."
     from semstylegan.cli import main
-    with pytest.raises(SystemExit) as e: main(['invert', 'x', '--steps', '-1'])
-    assert e.value.code == 2 and "expected a whole number of steps (0 or more), got '-1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: main(['invert', '.', '--steps', '-1'])
+    assert e.value.code == 2 and "expected a whole number, 0 or more, got '-1'" in capsys.readouterr().err

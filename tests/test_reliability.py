@@ -137,6 +137,11 @@ def test_segmenter_of_other_classes(tmp_path, capsys):
 
 def test_folders_and_files_named_for_each_other(tmp_path, capsys):
     (tmp_path / 'x.safetensors').mkdir()
+    (tmp_path / 'taken').write_text('a file')
+    code, err = run(capsys, 'train-encoder', '--out', tmp_path / 'taken')
+    assert code == 2 and 'taken is a file; expected a folder to write into' in err, err
+    code, err = run(capsys, 'convert', pretrained_path(), '--out', tmp_path / 'x.safetensors')
+    assert code == 2 and 'x.safetensors is a folder; expected the name of a file to write' in err, err
     code, err = run(capsys, 'edit', '--clf', tmp_path / 'x.safetensors', '--seeds', 0)
     assert code == 2 and 'x.safetensors is a folder; expected a file' in err, err
     code, err = run(capsys, 'invert', photos(tmp_path / 'p'), '--encoder', tmp_path / 'x.safetensors', '-q',
@@ -178,11 +183,11 @@ def test_bad_arguments_are_usage_errors(tmp_path, capsys, monkeypatch, argv, say
 
 
 def test_every_option_is_typed():
-    "No option of any command parses a number with bare int/float, or an input file or folder without a check."
+    "No option of any command parses a number with bare int/float, or a file or folder (in or out) without a check."
     import semstylegan.cli.args as A
     # --inception and --lpips go to `metrics.find_weights`, which checks them and says where to download the weights
     inputs = {'ckpt', 'codes', 'clf', 'flow', 'segmenter', 'encoder', 'images', 'src', 'labels', 'classes', 'init',
-              'baseline', 'clip', 'real', 'data', 'root'}
+              'baseline', 'clip', 'real', 'data', 'root', 'out'}
     def parsers(p):
         yield p
         for a in p._actions:
@@ -384,3 +389,11 @@ def _with_fn(parser, command, fn):
     "`parser` with the subcommand `command` running `fn`."
     next(a for a in parser._actions if isinstance(a.choices, dict)).choices[command].set_defaults(fn=fn)
     return parser
+
+
+def test_disk_full_in_a_newer_command(tmp_path, capsys, small_disk):
+    "train-encoder on a disk that fills at its first checkpoint: one line naming the disk and --resume, exit 1."
+    out = small_disk('256k') / 'run'
+    code, err = run(capsys, 'train-encoder', '--out', out, '--batch', 2, '--steps', 1, '--ckpt-every', 1, '-q')
+    assert code == 1 and 'the disk is full' in err and '--resume continues' in err, err
+    assert not [p for p in out.rglob('*') if p.name.endswith('.tmp')]            # no partial file left behind

@@ -21,8 +21,8 @@ from ..layers import FIR, FIR_FORMS, FIR_CHOICES, fir_report, use_fir, check_fir
 from ..bench import GPUS
 from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
                                   fraction, given, non_negative, path_or, positive, positive_float, probability,
-                                  refuse_ignored, seed)
-import contextlib, signal, threading
+                                  out_dir, out_file, refuse_ignored, seed)
+import contextlib, errno, signal, threading
 
 # %% ../../nbs/cli/06_main.ipynb #84340035
 def _model_args(p):
@@ -214,7 +214,7 @@ def _train_parsers(sub):
     g = s.add_mutually_exclusive_group()
     g.add_argument('--minutes', type=positive_float, help='training time (default 5)')
     g.add_argument('--steps', type=positive, help='train until this step instead of for some minutes')
-    s.add_argument('--out', type=Path, default=Path('demo'), help='output folder (default ./demo)')
+    s.add_argument('--out', type=out_dir, default=Path('demo'), help='output folder (default ./demo)')
     s.add_argument('--pretrained', action='store_true', help='continue from the checkpoint shipped in the package')
     s.add_argument('--resume', action='store_true', help='continue the run in --out')
     s.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
@@ -251,11 +251,11 @@ def _model_parsers(sub):
     s.add_argument('--amp', default='auto', choices=['auto', 'off', 'bf16'],
                    help="bf16 autocast ('auto': on CUDA; off on CPU, where bf16 is often emulated)")
     s.add_argument('--compile', action='store_true', help='torch.compile the generator first (for many samples)')
-    s.add_argument('--out', type=Path, default=Path('samples'), help='output folder (default ./samples)')
+    s.add_argument('--out', type=out_dir, default=Path('samples'), help='output folder (default ./samples)')
     s.set_defaults(fn=cmd_sample, outputs=['grid.png', 'images', 'masks', 'codes.pt'])
     s = sub.add_parser('convert', help='official checkpoint <-> semstylegan checkpoint')
     s.add_argument('src', type=existing_file)
-    s.add_argument('--out', type=Path, required=True, help='.safetensors or .pt')
+    s.add_argument('--out', type=out_file, required=True, help='.safetensors or .pt')
     s.add_argument('--to', default='semstylegan', choices=['semstylegan', 'official'])
     s.set_defaults(fn=cmd_convert)
 
@@ -308,7 +308,7 @@ def _bench_settings(s):
     s.add_argument('--no-flip', action='store_true',
                    help='loader: without the flip augmentation (default: with, as in training)')
     s.add_argument('--size', type=positive, help='synthetic: resolution (default 128)')
-    s.add_argument('--out', type=Path, help='JSON file (default: stdout)')
+    s.add_argument('--out', type=out_file, help='JSON file (default: stdout)')
     s.set_defaults(fn=cmd_bench, check=check_bench)
 
 # %% ../../nbs/cli/06_main.ipynb #02cf76d0
@@ -354,7 +354,7 @@ def _prepare_parser(sub):
                                    'Interrupted, the same command resumes. The summary is printed at the end.')
     ps = p.add_subparsers(dest='source', required=True, metavar='{synthetic,celebamask-hq,folder}')
     def common(s, size):
-        s.add_argument('--out', type=Path, required=True,
+        s.add_argument('--out', type=out_dir, required=True,
                        help='output folder (made atomically: it appears when complete)')
         s.add_argument('--size', type=positive, help=f'resolution in pixels (default {size})')
         s.add_argument('--workers', type=count, default=min(8, os.cpu_count() or 1),
@@ -436,6 +436,9 @@ def _run(args):
     except (CheckpointError, ValueError, KeyError, OSError, ImportError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e      # str(KeyError) would quote the message
         if isinstance(e, KeyError) and ' ' not in str(message): return _internal(args, e)   # a bare key: a bug
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            message = (f'{e.filename or getattr(args, "out", "")}: the disk is full ({e.strerror}); every file already '
+                       f'written is whole: free space and run it again{RESUME_HINTS.get(args.command, "")}')
         print(f'semstylegan {args.command}: error: {message}', file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SEED_MAX', 'positive', 'count', 'finite', 'positive_float', 'non_negative', 'probability', 'fraction', 'seed',
-           'existing_file', 'existing_dir', 'existing_path', 'path_or', 'given', 'option_name', 'refuse_ignored',
-           'claim_outputs', 'codes_arg']
+           'existing_file', 'existing_dir', 'existing_path', 'out_dir', 'out_file', 'path_or', 'given', 'option_name',
+           'refuse_ignored', 'claim_outputs', 'codes_arg']
 
 # %% ../../nbs/cli/00_args.ipynb #e3cbc5c6
 import argparse, json, math, os, shutil, sys
@@ -73,6 +73,17 @@ def existing_dir(v):
 def existing_path(v):
     "A path to a file or a folder that is there."
     if not Path(v).exists(): raise argparse.ArgumentTypeError(f'no such file or folder: {v}')
+    return Path(v)
+
+def out_dir(v):
+    "A folder to write into: made when missing; a file in its place is refused."
+    if Path(v).is_file():
+        raise argparse.ArgumentTypeError(f'{v} is a file; expected a folder to write into (made when missing)')
+    return Path(v)
+
+def out_file(v):
+    "A file to write: a folder in its place is refused."
+    if Path(v).is_dir(): raise argparse.ArgumentTypeError(f'{v} is a folder; expected the name of a file to write')
     return Path(v)
 
 def path_or(*words, kind=existing_path):

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
                                   fraction, given, non_negative, path_or, positive, positive_float, probability,
-                                  refuse_ignored, seed)
+                                  out_dir, out_file, refuse_ignored, seed)
 
 # %% ../../nbs/cli/05_edit.ipynb #22504c53
 def cmd_components(args, G):
@@ -179,7 +179,7 @@ def _common(s, seeds=True):
         g.add_argument('--codes', type=existing_file,
                        help='a codes file instead of seeds (ours, or official W / W+ .pt)')
     s.add_argument('--truncation', type=finite, default=0.7)
-    s.add_argument('--out', type=Path, default=Path('out'), help='output folder (default ./out)')
+    s.add_argument('--out', type=out_dir, default=Path('out'), help='output folder (default ./out)')
     s.add_argument('--device', default=None)
     s.add_argument('-q', '--quiet', action='store_true')
 

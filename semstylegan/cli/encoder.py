@@ -15,7 +15,7 @@ from ..encoder import EncoderRun, SETTINGS
 import argparse
 from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
                                   fraction, given, non_negative, path_or, positive, positive_float, probability,
-                                  refuse_ignored, seed)
+                                  out_dir, out_file, refuse_ignored, seed)
 
 # %% ../../nbs/cli/03_encoder.ipynb #3dfec9a6
 def add_encoder_parser(sub):
@@ -26,7 +26,7 @@ def add_encoder_parser(sub):
                                    'metrics, sample grids and encoder.safetensors go to --out.')
     s.add_argument('--ckpt', type=existing_file,
                    help='the generator (ours or official; default: the shipped tiny model)')
-    s.add_argument('--out', type=Path, required=True, help='run folder')
+    s.add_argument('--out', type=out_dir, required=True, help='run folder')
     s.add_argument('--real', type=path_or('synthetic', 'synthetic:toon', kind=existing_dir),
                    help="real photos too: 'synthetic', a prepared folder or a folder of images")
     s.add_argument('--steps', type=positive, help='steps in all (default 2000)')

@@ -21,7 +21,7 @@ from ..metrics import INCEPTION_FILE, INCEPTION_ENV, ALEXNET_FILE, ALEXNET_ENV
 import argparse
 from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
                                   fraction, given, non_negative, path_or, positive, positive_float, probability,
-                                  refuse_ignored, seed)
+                                  out_dir, out_file, refuse_ignored, seed)
 
 # %% ../../nbs/cli/02_eval.ipynb #1528a274
 def add_eval_args(p):
@@ -30,7 +30,7 @@ def add_eval_args(p):
                    help='a checkpoint (ours or official), or for fid/kid/is a folder of generated images')
     p.add_argument('--data', default='synthetic', type=path_or('synthetic', 'synthetic:toon', kind=existing_dir),
                    help="real data: 'synthetic' (default), a prepared folder or a folder of images")
-    p.add_argument('--out', type=Path, default=Path('eval'), help='output folder (default ./eval)')
+    p.add_argument('--out', type=out_dir, default=Path('eval'), help='output folder (default ./eval)')
     p.add_argument('--num', type=positive,
                    help='samples: 50000 for fid/kid/is (the paper), 256 for locality and masks')
     p.add_argument('--num-real', type=positive, help='real images for the statistics (default: the whole split)')

@@ -17,7 +17,7 @@ from ..viz import make_grid, save_image
 import argparse
 from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
                                   fraction, given, non_negative, path_or, positive, positive_float, probability,
-                                  refuse_ignored, seed)
+                                  out_dir, out_file, refuse_ignored, seed)
 
 # %% ../../nbs/cli/04_text.ipynb #dc902734
 def add_text_args(parser):

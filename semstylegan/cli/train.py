@@ -18,7 +18,7 @@ import torch.distributed as dist
 import argparse
 from .args import (claim_outputs, count, existing_dir, existing_file, existing_path, finite,
                                   fraction, given, non_negative, path_or, positive, positive_float, probability,
-                                  refuse_ignored, seed)
+                                  out_dir, out_file, refuse_ignored, seed)
 
 # %% ../../nbs/cli/01_train.ipynb #151eb0ef
 def add_train_args(p):
@@ -26,7 +26,7 @@ def add_train_args(p):
     p.add_argument('--preset', choices=list(TRAIN_PRESETS), help='recipe and model (default: tiny)')
     p.add_argument('--data', type=path_or('synthetic', 'synthetic:toon', kind=existing_dir),
                    help="'synthetic' (default), 'synthetic:toon' or a folder made by `semstylegan prepare`")
-    p.add_argument('--out', type=Path, default=Path('runs/train'), help='run folder (default: runs/train)')
+    p.add_argument('--out', type=out_dir, default=Path('runs/train'), help='run folder (default: runs/train)')
     p.add_argument('--steps', type=positive, help='train until this step')
     p.add_argument('--minutes', type=positive_float, help='stop after this wall time')
     p.add_argument('--batch', type=positive, help='total batch over all processes')
