@@ -61,6 +61,7 @@ def load_codes(path, G):
     if t is None: raise ValueError(f'{path}: no codes found (expected a tensor or a dict with "wplus")')
     return _checked_codes(t.float(), G, path)
 
+# %% ../nbs/13_edit.ipynb #a58f7c20
 def _checked_codes(t, G, path):
     "Codes `t` as W+ for `G`: there are some, of its layout, all finite."
     D, n = G.cfg.style_dim, G.layout.n_latent
@@ -76,6 +77,7 @@ def _checked_codes(t, G, path):
     raise ValueError(f'{path}: codes of shape {tuple(t.shape)} do not fit this generator: expected (N, {D}) W or '
                      f'(N, {n}, {D}) W+ codes')
 
+# %% ../nbs/13_edit.ipynb #6036f23e
 def region_classes(layout, regions=None):
     "Class names of `regions`: a class, a group such as 'face', a list of them, or None for every class."
     if regions is None: return list(layout.class_names)

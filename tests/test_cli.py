@@ -82,7 +82,7 @@ def test_prepare_errors_exit_1_and_usage_exit_2(tmp_path, run_cli):
     r = run_cli('prepare', 'celebamask-hq', str(tmp_path), '--out', str(tmp_path / 'o'))
     assert r.returncode == 1 and 'not a CelebAMask-HQ folder: CelebA-HQ-img/ is missing' in r.stderr
     r = run_cli('prepare', 'folder', str(tmp_path / 'nope'), '--out', str(tmp_path / 'o'))
-    assert r.returncode == 1 and r.stderr.strip() == f'semstylegan prepare: error: {tmp_path / "nope"}: no such folder'
+    assert r.returncode == 2 and r.stderr.strip().endswith(f'error: argument images: no such folder: {tmp_path / "nope"}')
     r = run_cli('prepare', 'synthetic', '--out', str(tmp_path / 'o'), '--size', '0')
     assert r.returncode == 2 and 'usage:' in r.stderr and 'expected a positive integer' in r.stderr
     from semstylegan.cli import main                                 # the other usage errors in this process (faster)
@@ -133,6 +133,8 @@ def test_bench_loader_and_synthetic_json(tmp_path, run_cli):
     res = json.loads(r.stdout)
     assert r.returncode == 0 and res['what'] == 'synthetic' and res['size'] == 32 and res['n'] == 16 and res['pairs_per_s'] > 0
     r = run_cli('bench', '--what', 'loader', '--data', str(tmp_path / 'nope'))
+    assert r.returncode == 2 and 'no such folder' in r.stderr
+    r = run_cli('bench', '--what', 'loader', '--data', str(tmp_path))
     assert r.returncode == 1 and 'not a prepared dataset' in r.stderr
 
 def test_sample_bf16_matches_float32(tmp_path, run_cli):

@@ -171,12 +171,12 @@ def test_cli_edit_uses_the_shipped_classifier_and_refuses_a_wrong_one(tmp_path, 
     assert (tmp_path / 'edit_smiling.png').is_file() and saved['classifier_accuracy'] > 0.8
     clf, _ = A.train_attribute_classifier(('hat',), steps=2)
     A.save_attribute_classifier(clf, tmp_path / 'hat.safetensors')
-    assert main(['edit', '--attr', 'smiling', '--clf', str(tmp_path / 'hat.safetensors'), '--out', str(tmp_path), '-q']) == 1
+    assert main(['edit', '--attr', 'smiling', '--clf', str(tmp_path / 'hat.safetensors'), '--out', str(tmp_path / 'o2'), '-q']) == 1
     err = capsys.readouterr().err
     assert 'a 64 px classifier of hat' in err and 'the edit needs smiling' in err
     clf, _ = A.train_attribute_classifier(('smiling',), steps=2)               # two steps: at chance
     A.save_attribute_classifier(clf, tmp_path / 'weak.safetensors')
-    assert main(['edit', '--attr', 'smiling', '--clf', str(tmp_path / 'weak.safetensors'), '--out', str(tmp_path), '-q']) == 1
+    assert main(['edit', '--attr', 'smiling', '--clf', str(tmp_path / 'weak.safetensors'), '--out', str(tmp_path / 'o3'), '-q']) == 1
     assert 'no better than chance: smiling' in capsys.readouterr().err
 
 

@@ -120,9 +120,12 @@ def test_eval_masks_cli_saves_and_reuses_segmenter(tmp_path):
     assert main(args + ['--seg-steps', '3']) == 0
     res = json.loads((out / 'masks.json').read_text())
     assert 0 <= res['generated']['miou'] <= 1 and set(res['generated']['per_class']) == set(res['segmenter_on_real']['per_class'])
-    assert main(args + ['--segmenter', str(out / 'segmenter.safetensors')]) == 0
+    assert main(args + ['--segmenter', str(out / 'segmenter.safetensors')]) == 1      # the earlier results are there
+    assert main(args + ['--segmenter', str(out / 'segmenter.safetensors'), '--force']) == 0
     assert json.loads((out / 'masks.json').read_text())['generated'] == res['generated']    # same segmenter, same numbers
-    assert main(['eval', 'masks', str(pretrained_path()), '--segmenter', str(tmp_path / 'x.safetensors'), '--out', str(out), '-q']) == 1
+    with pytest.raises(SystemExit) as e:
+        main(['eval', 'masks', str(pretrained_path()), '--segmenter', str(tmp_path / 'x.safetensors'), '--out', str(out), '-q'])
+    assert e.value.code == 2
 
 
 def test_broken_weight_files_are_clear_errors(tmp_path, capsys, clean_fid):

@@ -57,7 +57,7 @@ def test_small_clip_file_round_trip_offline(small, tmp_path, no_network):
     with pytest.raises(ValueError, match='unknown: beard'):
         small.tokenize('long beard')
     (tmp_path / 'bad.safetensors').write_bytes(b'not safetensors')
-    with pytest.raises(CheckpointError, match='unreadable safetensors'):
+    with pytest.raises(CheckpointError, match='bad.safetensors: not a safetensors file'):
         T.load_clip(tmp_path / 'bad.safetensors')
 
 

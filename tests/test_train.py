@@ -80,14 +80,18 @@ def test_train_bad_settings(tmp_path, run_cli):
     r = run_cli('train', '--out', tmp_path / 'x', '--set', 'r1_sge=3')
     assert r.returncode == 1 and "unknown training setting 'r1_sge'" in r.stderr
     r = run_cli('train', '--data', tmp_path / 'nothing', '--out', tmp_path / 'x', '-q')
+    assert r.returncode == 2 and 'no such folder' in r.stderr
+    r = run_cli('train', '--data', tmp_path, '--out', tmp_path / 'x', '-q')
     assert r.returncode == 1 and 'not a prepared dataset' in r.stderr
     r = run_cli('train', '--print-config', '--set', 'lr=0.01')
     assert r.returncode == 0 and 'lr               0.01' in r.stdout
-    for args, message in [(('--resume',), 'no run to resume here'), (('--steps', '-5'), '--steps -5: must be at least 1'),
-                          (('--set', 'ema_decay=2'), 'ema_decay=2.0 must be in'), (('--minutes', '0'), '--minutes 0.0'),
-                          (('--device', 'gpu'), "'gpu' is not a device"), (('--batch', '0'), 'batch=0 must be at least 1')]:
+    for args, code, message in [
+            (('--resume',), 1, 'no run to resume here'), (('--steps', '-5'), 2, "--steps: expected a positive integer"),
+            (('--set', 'ema_decay=2'), 1, 'ema_decay=2.0 must be in'), (('--minutes', '0'), 2, '--minutes: expected a number'),
+            (('--device', 'gpu'), 1, "'gpu' is not a device"), (('--batch', '0'), 2, '--batch: expected a positive integer'),
+            (('--set', 'batch=0'), 1, 'batch=0 must be at least 1')]:
         r = run_cli('train', '--out', tmp_path / 'typo', '-q', *args)
-        assert r.returncode == 1 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+        assert r.returncode == code and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
         assert not (tmp_path / 'typo').exists(), args                       # nothing written
 
 def test_shipped_checkpoint_is_trained(tmp_path):

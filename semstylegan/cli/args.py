@@ -33,6 +33,7 @@ def finite(v):
     "A finite number."
     return _number(v, float, lambda x: True, 'a finite number')
 
+# %% ../../nbs/cli/00_args.ipynb #26073298
 def positive_float(v):
     "A finite number > 0."
     return _number(v, float, lambda x: x > 0, 'a number more than 0')

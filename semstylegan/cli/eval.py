@@ -61,9 +61,10 @@ def check_eval_args(parser, args):
     if args.metric == 'masks' and args.segmenter: refuse_ignored(parser, args, 'with --segmenter', ['seg_steps'])
 
 def eval_outputs(args):
-    "What `eval METRIC` writes in --out: its JSON record and its figures."
-    return {'locality': ['locality.json', 'locality.md', 'locality.png'],
-            'masks': ['masks.json', 'masks.png', 'segmenter.safetensors']}.get(args.metric, [f'{args.metric}.json'])
+    "What `eval METRIC` writes in --out: its JSON record and its figures (and the segmenter it trains)."
+    masks = ['masks.json', 'masks.png'] + ([] if args.segmenter else ['segmenter.safetensors'])
+    return {'locality': ['locality.json', 'locality.md', 'locality.png'], 'masks': masks}.get(args.metric,
+                                                                                           [f'{args.metric}.json'])
 
 # %% ../../nbs/cli/02_eval.ipynb #43ed53a8
 def _eval_quality(args, fake, out, device, prog):
