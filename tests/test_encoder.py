@@ -58,7 +58,7 @@ def _photos(folder, n=2):
     return folder
 
 def test_invert_with_encoder(tmp_path, capsys, G):
-    "`invert --encoder` alone and as the start of the optimisation; a missing encoder is a clear error (exit 1)."
+    "`invert --encoder` alone and as the start of the optimisation; a missing encoder is a clear error."
     from semstylegan.cli import main
     photos = _photos(tmp_path / 'photos')
     EncoderRun(G, tmp_path / 'enc', batch=2, progress=False, log=lambda *a: None).fit(2)
@@ -69,9 +69,12 @@ def test_invert_with_encoder(tmp_path, capsys, G):
     a = torch.load(tmp_path / 'a' / 'codes.pt', weights_only=True)['wplus']
     b = torch.load(tmp_path / 'b' / 'codes.pt', weights_only=True)['wplus']
     assert a.shape == b.shape == (2, G.layout.n_latent, G.cfg.style_dim) and not torch.equal(a, b)
-    assert main(['invert', str(photos), '--encoder', str(tmp_path / 'nothing.safetensors'), '--out', str(tmp_path)]) == 1
+    with pytest.raises(SystemExit) as e:                                  # a usage error, before any work
+        main(['invert', str(photos), '--encoder', str(tmp_path / 'nothing.safetensors'), '--out', str(tmp_path)])
     err = capsys.readouterr().err
-    assert 'nothing.safetensors: no such file (expected an encoder)' in err and 'train-encoder' in err
+    assert e.value.code == 2 and f"argument --encoder: no such file or folder: {tmp_path / 'nothing.safetensors'}" in err
+    with pytest.raises(Exception, match='nothing.safetensors: no such file \\(expected an encoder\\).*train-encoder'):
+        load_encoder(tmp_path / 'nothing.safetensors')
 
 def test_shipped_encoder_beats_the_mean_code(G):
     "The shipped encoder, on held-out synthetic faces: far closer than the mean code, and its masks agree."

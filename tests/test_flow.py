@@ -122,12 +122,12 @@ def test_flow_for_uses_the_shipped_flow_only_where_it_fits(G, clf, flow):
 
 
 def test_cli_styleflow_edit(tmp_path, capsys):
-    "`semstylegan edit --method styleflow` uses the shipped flow for the shipped model; a missing --flow file is exit 1."
+    "`semstylegan edit --method styleflow` uses the shipped flow for the shipped model; a missing --flow file is a usage error."
     from semstylegan.cli import main
     args = ['edit', '--method', 'styleflow', '--attr', 'mouth_open', '--seeds', '0', '--values', '0', '1']
     assert main(args + ['--out', str(tmp_path), '-q']) == 0
     rec = torch.load(tmp_path / 'direction_mouth_open.pt', weights_only=False)
     assert rec['method'] == 'styleflow' and rec['flow'] == 'shipped' and rec['values'] == [0, 1]
     assert (tmp_path / 'edit_mouth_open.png').is_file()
-    assert main(args + ['--flow', str(tmp_path / 'none.safetensors'), '--out', str(tmp_path)]) == 1
-    assert 'none.safetensors: no such file (expected a StyleFlow file)' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: main(args + ['--flow', str(tmp_path / 'none.safetensors'), '--out', str(tmp_path)])
+    assert e.value.code == 2 and f"argument --flow: no such file: {tmp_path / 'none.safetensors'}" in capsys.readouterr().err
