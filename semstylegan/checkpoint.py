@@ -12,7 +12,7 @@ import dataclasses, json, os, pickle, re, tempfile, types, warnings
 from pathlib import Path
 import torch
 from .core import (CheckpointError, LFS_POINTER, atomic_write, asset_path, check_file,
-                             check_finite, diagnose_file, load_state, load_torch)
+                             check_finite, diagnose_file, load_state, load_torch, safetensors_problem)
 from .generator import Generator, ModelConfig
 from .latent import CELEBAMASK_TRANSPARENT
 from .discriminator import DualBranchDiscriminator
@@ -222,7 +222,7 @@ def _load_safetensors(path):
         with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
         flat = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: {diagnose_file(path) or f"unreadable safetensors file ({e})"}') from None
+        raise CheckpointError(f'{path}: {safetensors_problem(path, e)}') from None
     if meta.get('format') != FORMAT: raise CheckpointError(f'{path}: a safetensors file without semstylegan metadata')
     if 'config' not in meta or 'models' not in meta: raise _no_config(path, meta)
     try: config, models = json.loads(meta['config']), json.loads(meta['models'])

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['LFS_POINTER', 'atomic_write', 'CheckpointError', 'diagnose_file', 'MissingFile', 'check_file', 'load_torch',
-           'save_tagged', 'tagged_info', 'load_tagged', 'build', 'check_finite', 'load_state', 'fingerprint',
-           'asset_path', 'resolve_device', 'time_fn']
+           'save_tagged', 'tagged_info', 'safetensors_problem', 'load_tagged', 'build', 'check_finite', 'load_state',
+           'fingerprint', 'asset_path', 'resolve_device', 'time_fn']
 
 # %% ../nbs/00_core.ipynb #80c38e74
 import errno, hashlib, inspect, json, os, pickle, tempfile, time
@@ -135,7 +135,7 @@ def tagged_info(path):
     try:
         with safe_open(str(path), 'pt') as f: meta = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: {diagnose_file(path) or _not_safetensors(path, e)}') from None
+        raise CheckpointError(f'{path}: {safetensors_problem(path, e)}') from None
     try: info = json.loads(meta.pop('info', '{}'))
     except ValueError as e:
         raise CheckpointError(f'{path}: damaged metadata (its info is not JSON: {e}); fetch the file again') from None
@@ -143,8 +143,9 @@ def tagged_info(path):
     tag = meta.pop('format', None) or info.pop('format', None)
     return tag, {**info, **{k: _json_or_text(v) for k, v in meta.items()}}
 
-def _not_safetensors(path, e):
-    "What to say of a file that safetensors cannot read and that `diagnose_file` finds intact."
+def safetensors_problem(path, e):
+    "What to say of a file that safetensors failed to read with the error `e`: `diagnose_file`'s finding first."
+    if problem := diagnose_file(path): return problem
     with open(path, 'rb') as f: head = f.read(4)
     if head.startswith(b'PK\x03\x04') or head.startswith(b'\x80'):
         return 'a PyTorch (pickle) file where a safetensors file was expected: give the .safetensors file'
@@ -164,7 +165,7 @@ def load_tagged(path, tag, what, fix=''):
     if found != tag: raise CheckpointError(f'{path}: not {what} (no {tag} metadata){"; " + fix if fix else ""}')
     try: return load_file(str(path)), info
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: {diagnose_file(path) or f"unreadable safetensors file ({e})"}') from None
+        raise CheckpointError(f'{path}: {safetensors_problem(path, e)}') from None
 
 # %% ../nbs/00_core.ipynb #6fb4ec73
 def build(cls, settings, source, keys=None):

@@ -67,9 +67,9 @@ def _checked_codes(t, G, path):
     D, n = G.cfg.style_dim, G.layout.n_latent
     if t.numel() == 0:
         raise ValueError(f'{path}: holds no codes (a tensor of shape {tuple(t.shape)}); give another file')
-    if t.ndim == 1: t = t[None]
-    bad = (~torch.isfinite(t)).flatten(1).any(1) if t.ndim > 1 else None
-    if bad is not None and bad.any():
+    if t.ndim < 2: t = t.reshape(1, -1)
+    bad = (~torch.isfinite(t)).flatten(1).any(1)
+    if bad.any():
         raise ValueError(f'{path}: {int(bad.sum())} of {len(t)} codes hold NaN or infinite values (the first: '
                          f'code {int(bad.nonzero()[0])}); give a file of finite codes')
     if t.ndim == 2 and t.shape[-1] == D: return WPlus.from_w(t, G.layout)
