@@ -207,17 +207,18 @@ def styles(self:LocalGenerators, codes, classes=None):
     return torch.einsum('nkld,klcd->klnc', w, mw * self.mod_scale) + mb[:, :, None]
 
 @patch
-def forward(self:LocalGenerators, pe, codes, classes=None):
+def forward(self:LocalGenerators, pe, codes, classes=None, depth_only=False):
     """pe: (1 or K, N, C, P) embedded coordinates (shared or per class); codes (N, K*L, D).
     Returns hidden features h (K, N, C, P) of the last layer and pseudo-depths (N, K, P).
     `h` is stored *without* the activation gain sqrt(2): the heads fold it into their weights (`GAIN`).
     `classes` (a list of class indices) runs only those local generators: codes are then (N, len(classes)*L, D),
-    pe has 1 or len(classes) rows, and h and depth cover those classes in that order."""
+    pe has 1 or len(classes) rows, and h and depth cover those classes in that order. `depth_only` stops at the
+    depth layer (the shape layers alone) and returns (None, depth)."""
     s = self.styles(codes, classes)
     weight, act_bias = ((self.weight, self.act_bias) if classes is None
                         else (self.weight[classes], self.act_bias[classes]))
     x, depth, gain = pe, None, 1.
-    for l in range(weight.shape[1]):
+    for l in range(self.cfg.depth_layers if depth_only else weight.shape[1]):
         # per (class, sample) weight: modulate, demodulate, fold in the previous layer's gain: (K, N, O, I)
         W = (weight[:, l] * self.conv_scale)[:, None] * s[:, l, :, None, :]
         W = W * (torch.rsqrt(W.pow(2).sum(-1, keepdim=True) + 1e-8) * gain)
@@ -226,7 +227,7 @@ def forward(self:LocalGenerators, pe, codes, classes=None):
         if l == self.cfg.depth_layers - 1:
             depth = self._depth(x, classes)
             if self.cfg.detach_texture: x = x.detach()
-    return x, depth
+    return (None if depth_only else x), depth
 
 # %% ../nbs/04_generator.ipynb #107a594a
 @patch
@@ -418,6 +419,15 @@ def synthesis(self:Generator, codes, noise_mode='random', noise=None, coords=Non
     h, depth = self.local(self.embed(coords, n, codes.device, codes.dtype), codes)
     image, seg, seg_coarse = self.compose(h, depth, noise_mode, noise, composition_mask)
     return GeneratorOutput(image, seg, seg_coarse, depth.reshape(n, -1, c, c), codes, wplus)
+
+@patch
+def pseudo_depths(self:Generator, codes, coords=None):
+    """Pseudo-depths (N,K,c,c) of W+ or expanded codes from the local generators' shape layers alone: the coarse
+    mask, their softmax, depends on the base and shape codes only, and no texture layer or render net runs."""
+    codes, _ = self.prepare_codes(codes)
+    n, c = codes.shape[0], self.cfg.coarse_size
+    _, depth = self.local(self.embed(coords, n, codes.device, codes.dtype), codes, depth_only=True)
+    return depth.reshape(n, -1, c, c)
 
 @patch
 def wplus(self:Generator, z, truncation=1.0, w_avg=None) -> WPlus:
