@@ -151,11 +151,12 @@ def read_label(path, classmap=CELEBAMASK):
         else:
             code = (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
             cols = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(classmap.colours)}
-            u, inv = np.unique(code, return_inverse=True)
+            u, inv, counts = np.unique(code, return_inverse=True, return_counts=True)
             ids = np.array([cols.get(int(c), -1) for c in u])
             if (ids < 0).any():
-                bad = [((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255) for c in u[ids < 0][:5]]
-                raise DataError(path, f'colour label with colours {bad} that are not class colours',
+                bad = [f'({int(c) >> 16 & 255}, {int(c) >> 8 & 255}, {int(c) & 255}) in {int(n)} px'
+                       for c, n in zip(u[ids < 0][:5], counts[ids < 0][:5])]
+                raise DataError(path, f'colour label with colours {", ".join(bad)} that are not class colours',
                                 'give single-channel class ids, or a class map whose "colours" match the file')
             return ids[inv].reshape(code.shape).astype(np.uint8)
     elif im.mode == 'F': raise DataError(path, 'floating-point label map', 'labels must be integer class ids')

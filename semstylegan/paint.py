@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['label_targets', 'class_weights', 'mask_loss', 'shape_slots', 'MaskFit', 'fit_mask', 'mask_scores', 'final_masks',
-           'brush', 'keep_locked', 'flood_fill', 'stroke_classes', 'stroke_region', 'edit_mask', 'outside_kept']
+           'brush', 'keep_locked', 'flood_fill', 'stroke_classes', 'stroke_region', 'edit_mask', 'outside_kept',
+           'read_target_mask', 'bench_paint']
 
 # %% ../nbs/21_paint.ipynb #9f39f362
 import json, math, time
@@ -210,3 +211,34 @@ def outside_kept(G, start, edited, region, threshold=0.05):
     change = (a - b).abs().mean(1) / 2
     outside = ~region.to(change.device)
     return float(((change <= threshold) & outside).sum() / outside.sum().clamp(min=1))
+
+# %% ../nbs/21_paint.ipynb #757baf46
+def read_target_mask(path, G):
+    """The label map in `path` for `G`: (1,S,S) class ids. Errors (a DataError naming the file and the fix): no such
+    file, not an image, colours outside the palette, ids of classes `G` lacks, nothing but background."""
+    names = G.layout.class_names
+    fix = f'paint class ids 0..{len(names) - 1} ({", ".join(names)}) or their palette colours (semstylegan.viz.palette)'
+    check_file(path, 'a mask (label PNG)', fix)
+    try: a = read_label(path, ClassMap(names))
+    except DataError as e: raise DataError(path, e.problem, fix) from None
+    from PIL import Image
+    a = resize_square(a, G.cfg.size, Image.NEAREST)
+    if (a == 0).all(): raise DataError(path, 'the mask is all background (class 0)', 'paint at least one face region')
+    return torch.from_numpy(a.astype(np.int64))[None]
+
+# %% ../nbs/21_paint.ipynb #573d0022
+def bench_paint(G, steps=4, repeat=20, seed=0):
+    "Median ms of one painter update (`steps` coarse fit steps on a stroke, then a render) of one face."
+    from semstylegan.core import time_fn
+    p = next(G.parameters())
+    wp = codes_from_seeds(G, [seed])
+    with torch.no_grad(): before = G.synthesis(wp, noise_mode='const').mask
+    S = G.cfg.size
+    after = brush(before[0].cpu(), G.layout.class_index('hair') if 'hair' in G.layout.class_names else 1,
+                  [(S * 0.2, S * 0.3), (S * 0.2, S * 0.7)], S / 16)[None]
+    fit = MaskFit(G, after, wp, shape_slots(G.layout, stroke_classes(before[0].cpu(), after[0]), False), 0.05, 0.05)
+    def update():
+        fit.step(steps)
+        with torch.no_grad(): G.synthesis(fit.codes, noise_mode='const')
+    ms = 1000 * time_fn(update, warmup=2, repeat=repeat, device=p.device)
+    return dict(update_ms=ms, fit_steps=steps, size=S, device=str(p.device), threads=torch.get_num_threads())
