@@ -192,22 +192,24 @@ SETTINGS = dict(batch=16, lr=1e-3, iterations=2, real=None, seed=0, ckpt_every=2
 class EncoderRun:
     """Training an encoder for a frozen generator in a folder: checkpoints (atomic, resumable), metrics.jsonl, a
     photo / reconstruction grid per checkpoint, and `encoder.safetensors` at the end. Every step's batch is drawn
-    from (seed, step) alone, so a resumed run continues exactly where the killed one was."""
+    from (seed, step) alone, so a resumed run continues exactly where the killed one was. Other encoders (the mask
+    encoder of chapter 21) reuse the run by overriding `new_model`, `check_state`, `resumed_settings`, `batch`,
+    `train_step`, `samples` and `save_final`, and the class settings below."""
+    SETTINGS, FORMAT, SHOWN = SETTINGS, ENCODER_FORMAT, ('image', 'code')
     def __init__(self, G, out, resume=False, generator_path=None, device='cpu', log=print, progress=True, **settings):
         from semstylegan.run import open_run_folder, truncate_metrics
         self.out, self.log, self.progress = Path(out), log, progress
         ck = open_run_folder(self.out, resume, 'encoder run', held=('metrics.jsonl',))
         asked = {k: v for k, v in settings.items() if v is not None}
-        self.s, state = {**SETTINGS, **asked}, None
+        self.s, state = {**self.SETTINGS, **asked}, None
         self.generator_fp = fingerprint(G)
         if ck:
             state = load_torch(ck, 'an encoder-run checkpoint')
-            _from_state(state, ck, G)                          # every part of the checkpoint checked, and for this G
-            self.s = _resumed_settings(state, asked, self.out)
+            self.check_state(state, ck, G)                    # every part of the checkpoint checked, and for this G
+            self.s = self.resumed_settings(state, asked)
         self.G = G.eval().requires_grad_(False).to(device)
         torch.manual_seed(self.s['seed'])
-        E = Encoder(G.cfg.size, G.layout.n_latent, G.cfg.style_dim, iterations=self.s['iterations'])
-        self.E = fit_encoder_to(E, G).to(device)
+        self.E = self.new_model(G).to(device)
         self.opt = torch.optim.Adam(self.E.parameters(), self.s['lr'])
         self.step, self.generator_path = 0, str(generator_path or '')
         if state:
@@ -215,19 +217,30 @@ class EncoderRun:
             self.opt.load_state_dict(state['optim'])
             self.step = state['step']
             log(f'resumed from {ck} (step {self.step})')
-        self.real = real_photos(self.s['real'], G.cfg.size) if self.s['real'] else None
+        self.real = real_photos(self.s['real'], G.cfg.size) if self.s.get('real') else None
         self.out.mkdir(parents=True, exist_ok=True)
         if resume: truncate_metrics(self.out / 'metrics.jsonl', self.step)
 
 # %% ../nbs/14_encoder.ipynb #c0bbfcf2
 ENCODER_RESUME_SAFE = ('ckpt_every', 'log_every', 'keep')
 
-def _resumed_settings(state, asked, out):
+def _resumed_settings(state, asked, out, settings=SETTINGS, safe=ENCODER_RESUME_SAFE):
     "The run's saved settings with the safe ones asked; another generator or other settings asked are refused."
     from semstylegan.run import resume_settings
-    unknown = sorted(set(asked) - set(SETTINGS))
-    if unknown: raise ValueError(f'unknown encoder settings {unknown}; known: {sorted(SETTINGS)}')
-    return resume_settings(state['settings'], asked, ENCODER_RESUME_SAFE, out)
+    unknown = sorted(set(asked) - set(settings))
+    if unknown: raise ValueError(f'unknown encoder settings {unknown}; known: {sorted(settings)}')
+    return resume_settings(state['settings'], asked, safe, out)
+
+@patch
+def resumed_settings(self:EncoderRun, state, asked): return _resumed_settings(state, asked, self.out)
+
+@patch
+def check_state(self:EncoderRun, state, ck, G): _from_state(state, ck, G)
+
+@patch
+def new_model(self:EncoderRun, G):
+    "The encoder a new run trains, with `G`'s W statistics."
+    return fit_encoder_to(Encoder(G.cfg.size, G.layout.n_latent, G.cfg.style_dim, iterations=self.s['iterations']), G)
 
 # %% ../nbs/14_encoder.ipynb #a5310cab
 @patch
@@ -267,7 +280,7 @@ def fit(self:EncoderRun, steps=None, minutes=None):
     check_length(steps, minutes)
     def record(pending, seconds): return self._log(pending, len(pending) * self.s['batch'] / seconds)
     callbacks = [Log(self.s['log_every'], record),
-                 Every(self.s['ckpt_every'], self.checkpoint), Progress(('image', 'code'), self.progress),
+                 Every(self.s['ckpt_every'], self.checkpoint), Progress(self.SHOWN, self.progress),
                  AtEnd(self.finish)]
     return FitLoop(self.train_step, lambda: self.step, callbacks).fit(steps or 2000, minutes)
 
@@ -283,7 +296,7 @@ def _log(self:EncoderRun, pending, img_s):
 def checkpoint(self:EncoderRun):
     "checkpoints/{step}.pt (atomic; the last `keep` kept) and a photo / reconstruction grid."
     from semstylegan.run import prune_checkpoints
-    state = dict(format=ENCODER_FORMAT, hp=self.E.hp, encoder=self.E.state_dict(), optim=self.opt.state_dict(),
+    state = dict(format=self.FORMAT, hp=self.E.hp, encoder=self.E.state_dict(), optim=self.opt.state_dict(),
                  step=self.step, settings=self.s, generator=self.generator_path,
                  generator_fingerprint=self.generator_fp)
     atomic_write(self.out / 'checkpoints' / f'{self.step:06d}.pt', lambda t: torch.save(state, t))
@@ -306,7 +319,10 @@ def samples(self:EncoderRun, n=8):
 def finish(self:EncoderRun):
     info = dict(steps=self.step, generator=self.generator_path, generator_fingerprint=self.generator_fp,
                 **self.s)
-    save_encoder(self.E, self.out / 'encoder.safetensors', **info)
+    self.save_final(info)
+
+@patch
+def save_final(self:EncoderRun, info): save_encoder(self.E, self.out / 'encoder.safetensors', **info)
 
 # %% ../nbs/14_encoder.ipynb #8743efaf
 def reconstruction_grid(photos, o, n_classes):
