@@ -7,9 +7,9 @@ __all__ = ['MASK_ENCODER_FORMAT', 'MASK_SETTINGS', 'label_targets', 'class_weigh
            'fit_mask', 'mask_scores', 'final_masks', 'brush', 'keep_locked', 'flood_fill', 'stroke_classes',
            'stroke_region', 'edit_mask', 'outside_kept', 'read_target_mask', 'bench_paint', 'MaskEncoder',
            'new_mask_encoder', 'encode_mask', 'MaskEncoderRun', 'save_mask_encoder', 'load_mask_encoder',
-           'check_mask_encoder']
+           'check_mask_encoder', 'compare_mask_methods', 'methods_table']
 
-# %% ../nbs/21_paint.ipynb #9f39f362
+# %% ../nbs/21_paint.ipynb #c8149b91
 import json, math, time
 from pathlib import Path
 import numpy as np
@@ -20,7 +20,7 @@ from fastcore.basics import patch
 from .latent import WPlus
 from .masks import confusion, iou_from_confusion
 from .data import ClassMap, DataError, read_label, resize_square
-from .core import build, check_file, fingerprint, load_state, load_tagged, save_tagged
+from .core import asset_path, build, check_file, fingerprint, load_state, load_tagged, save_tagged
 from .viz import to_uint8, colorize, make_grid
 from .edit import codes_from_seeds
 from .encoder import EncoderRun, fit_encoder_to
@@ -291,8 +291,9 @@ def encode_mask(E, G, labels, wplus=None):
     codes[:, shape_slots(G.layout)] = E.w_avg + E(labels)
     return WPlus(codes, G.layout)
 
-# %% ../nbs/21_paint.ipynb #1bfed5b9
-MASK_SETTINGS = dict(batch=32, lr=1e-3, seed=0, ckpt_every=200, log_every=20, keep=2, lambda_code=0.05)
+# %% ../nbs/21_paint.ipynb #e30ccd4b
+MASK_SETTINGS = dict(batch=32, lr=1e-3, seed=0, ckpt_every=200, log_every=20, keep=2, lambda_code=0.05,
+                     labels='synthetic')
 
 class MaskEncoderRun(EncoderRun):
     "Training a `MaskEncoder` for a frozen generator in a folder; `mask-encoder.safetensors` at the end."
@@ -306,24 +307,34 @@ class MaskEncoderRun(EncoderRun):
         return resume_settings(state['settings'], asked, ('ckpt_every', 'log_every', 'keep'), self.out)
     def save_final(self, info): save_mask_encoder(self.E, self.out / 'mask-encoder.safetensors', **info)
 
-# %% ../nbs/21_paint.ipynb #4f62b9ce
+# %% ../nbs/21_paint.ipynb #644ca7ca
 @patch
 def batch(self:MaskEncoderRun, step):
     "Step `step`'s generated codes and their final masks, drawn from (seed, step) alone."
     from semstylegan.encoder import sample_codes
     g = torch.Generator().manual_seed(self.s['seed'] * 1_000_003 + step)
     codes = sample_codes(self.G, self.s['batch'], g, self.E.w_avg)
-    return final_masks(self.G, codes), codes
+    drawn = None
+    if self.s.get('labels') == 'synthetic':
+        from semstylegan.synthetic import synthetic_faces
+        idx = torch.randint(0, 20_000, (self.s['batch'] // 2,), generator=g).tolist()
+        drawn = synthetic_faces(len(idx), self.G.cfg.size, indices=idx)[1].long().to(codes.device)
+    return final_masks(self.G, codes), codes, drawn
 
 @patch
 def train_step(self:MaskEncoderRun):
-    labels, codes = self.batch(self.step)
+    labels, codes, drawn = self.batch(self.step)
     pred = encode_mask(self.E, self.G, labels, codes).codes
-    coarse = label_targets(labels, self.G.cfg.n_classes, self.G.cfg.coarse_size)
-    stats = dict(mask=mask_loss(self.G.pseudo_depths(pred), coarse, class_weights(coarse)))
-    slots = shape_slots(self.G.layout)
-    stats['code'] = ((pred - codes)[:, slots] / self.E.w_std).pow(2).mean()
+    K, c = self.G.cfg.n_classes, self.G.cfg.coarse_size
+    def fit_of(codes, labels):
+        coarse = label_targets(labels, K, c)
+        return mask_loss(self.G.pseudo_depths(codes), coarse, class_weights(coarse))
+    stats = dict(mask=fit_of(pred, labels))
+    stats['code'] = ((pred - codes)[:, shape_slots(self.G.layout)] / self.E.w_std).pow(2).mean()
     loss = stats['mask'] + self.s['lambda_code'] * stats['code']
+    if drawn is not None:
+        stats['drawn'] = fit_of(encode_mask(self.E, self.G, drawn).codes, drawn)
+        loss = loss + stats['drawn']
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
     self.opt.step()
@@ -360,7 +371,7 @@ def _mask_build(hp, state, info, path, G):
     if G is not None: check_mask_encoder(E, G, path)
     return E.eval()
 
-# %% ../nbs/21_paint.ipynb #4d29aa56
+# %% ../nbs/21_paint.ipynb #94c40931
 def load_mask_encoder(path, G=None):
     """A `MaskEncoder` from `save_mask_encoder`'s file, a run checkpoint, or a `train-mask-encoder` folder (its final
     encoder, else its last checkpoint); with `G`, checked to be made for it."""
@@ -384,8 +395,32 @@ def check_mask_encoder(E, G, path='mask encoder'):
                 n_slots=len(shape_slots(G.layout)))
     have = {k: E.hp.get(k) for k in want}
     fix = 'train one for this generator with `semstylegan train-mask-encoder --ckpt ...`'
-    if have != want: raise ValueError(f'{path}: the mask encoder was made for {have}, but the generator has {want}; {fix}')
+    if have != want:
+        raise ValueError(f'{path}: the mask encoder was made for {have}, but the generator has {want}; {fix}')
     made_for = getattr(E, 'info', {}).get('generator_fingerprint')
     if made_for and made_for != fingerprint(G):
         raise ValueError(f'{path}: the mask encoder was trained for another generator (fingerprint {made_for}; this '
                          f'one is {fingerprint(G)}); {fix}')
+
+# %% ../nbs/21_paint.ipynb #f4006354
+def compare_mask_methods(G, E, labels, steps=300, final_steps=100, lr=0.1):
+    """Table 2 for masks on `labels` (N,H,W): {method: {'miou', 'pixel_acc', 'ms_per_mask'}} and {method: WPlus} for
+    the mean code, the mask encoder `E` alone, `E` + `steps` + `final_steps` of fitting, and the fit from the mean."""
+    n, rows, codes = len(labels), {}, {}
+    def timed(name, fn):
+        t = time.perf_counter()
+        codes[name] = fn()
+        rows[name] = dict(ms_per_mask=1000 * (time.perf_counter() - t) / n)
+        rows[name].update({k: v for k, v in mask_scores(final_masks(G, codes[name]), labels,
+                                                         G.cfg.n_classes).items() if k != 'per_image'})
+    timed('mean code', lambda: WPlus.from_w(G.mean_w().to(next(G.parameters())).expand(n, -1), G.layout))
+    with torch.no_grad(): timed('mask encoder', lambda: encode_mask(E, G, labels))
+    timed('encoder + fit', lambda: fit_mask(G, labels, codes['mask encoder'], steps, final_steps, lr=lr))
+    timed('fit from the mean', lambda: fit_mask(G, labels, None, steps, final_steps, lr=lr))
+    return rows, codes
+
+def methods_table(rows):
+    "Markdown table of `compare_mask_methods`' rows."
+    lines = ['| method | mIoU | pixel accuracy | ms per mask |', '|---|---|---|---|']
+    lines += [f"| {k} | {r['miou']:.3f} | {r['pixel_acc']:.3f} | {r['ms_per_mask']:.0f} |" for k, r in rows.items()]
+    return '\n'.join(lines)
