@@ -11,15 +11,14 @@ import json, time
 from pathlib import Path
 import numpy as np
 import torch
-from .. import paint
-from ..paint import bench_paint, fit_mask, mask_scores, read_target_mask
+from ..paint import bench_paint, encode_mask, fit_mask, load_mask_encoder, mask_scores, read_target_mask
 from ..edit import codes_from_seeds, save_codes
 from ..core import atomic_write, resolve_device
 from ..latent import WPlus
 from ..viz import palette, to_uint8
 from ..checkpoint import load_generator, pretrained_path
 from ..generator import Generator, preset
-from .args import count, existing_file, existing_path, out_dir, seed
+from .args import count, existing_file, out_dir, path_or, seed
 
 # %% ../../nbs/cli/05a_paint.ipynb #11914936
 PAINT_OUTPUTS = ['face_*.png', 'mask_*.png', 'codes.pt', 'report.json']
@@ -36,8 +35,9 @@ def add_paint_parser(sub):
     s.add_argument('--ckpt', type=existing_file, help='checkpoint (ours or official; default: the shipped tiny model)')
     s.add_argument('--steps', type=count, default=300, help='coarse steps on the pseudo-depths (default 300)')
     s.add_argument('--final-steps', type=count, default=100, help='then steps on the final mask (default 100)')
-    s.add_argument('--encoder', type=existing_path,
-                   help='a mask encoder (a file or its training folder): its codes for the mask start the fit')
+    s.add_argument('--encoder', type=path_or('tiny'),
+                   help="a mask encoder (a file, its training folder, or 'tiny' for the shipped one): its codes for "
+                        'the mask start the fit')
     s.add_argument('--device', default=None, help="'cpu', 'cuda' or 'auto' (default: cuda when available)")
     s.add_argument('-q', '--quiet', action='store_true', help='no progress bar and no summary line')
     s.set_defaults(fn=cmd_paint, outputs=paint_outputs)
@@ -52,12 +52,10 @@ def paint_outputs(args):
     return PAINT_OUTPUTS
 
 def mask_encoder(path, G):
-    "The mask encoder in `path` for `G` (None without one); an error saying so where this version has none."
+    "The mask encoder in `path` ('tiny': the shipped one) for `G`, on its device; None without one."
     if path is None: return None
-    if not hasattr(paint, 'load_mask_encoder'):
-        raise ValueError(f'--encoder {path}: this semstylegan cannot read mask encoders (no '
-                         'semstylegan.paint.load_mask_encoder); leave --encoder out: the fit starts from the seeds')
-    return paint.load_mask_encoder(path, G).eval().to(next(G.parameters()).device)
+    path = pretrained_path('tiny-synthetic-mask-encoder') if path == 'tiny' else path
+    return load_mask_encoder(path, G).eval().to(next(G.parameters()).device)
 
 # %% ../../nbs/cli/05a_paint.ipynb #9d42292a
 def write_png(path, array, colours=None):
@@ -70,7 +68,7 @@ def write_png(path, array, colours=None):
 def paint_face(G, target, s, steps, final_steps, E=None, callback=None):
     "(W+ codes, image (3,S,S), label map (S,S)) of seed `s` fitted to `target` (1,S,S): textures from the seed."
     start = codes_from_seeds(G, [s])
-    if E is not None: start = paint.encode_mask(E, G, target.to(start.codes.device), start)
+    if E is not None: start = encode_mask(E, G, target.to(start.codes.device), start)
     wp = fit_mask(G, target, start, steps, final_steps, callback=callback)
     with torch.no_grad(): o = G.synthesis(wp.codes, noise_mode='const')
     return wp, o.image[0].cpu(), o.mask[0].cpu()
