@@ -60,11 +60,11 @@ def shape_slots(layout, classes=None, base=True):
 # %% ../nbs/21_paint.ipynb #b0f255c7
 class MaskFit:
     """Fit the `slots` of W+ codes `wplus` (default: the mean w; `shape_slots()` by default) so that `G`'s mask
-    matches `labels` (N,H,W) class ids. Coarse steps use `mask_loss` (`loss`: 'ce' or 'iou') on the pseudo-depths;
-    final steps the render net's mask with logits seg * `temperature`; `pull` weighs the squared distance from the
-    start in units of W's spread; `preserve` weighs, in final steps, the change of the picture outside `keep`."""
+    matches `labels` (N,H,W) class ids. Coarse steps: `mask_loss` (`loss` 'ce' or 'iou', class weights frequency^-
+    `balance`) on the pseudo-depths; final steps: the render net's mask, logits seg * `temperature`; `pull` weighs the
+    squared distance from the start in W's spreads; `preserve`, in final steps, the picture's change outside `keep`."""
     def __init__(self, G, labels, wplus=None, slots=None, lr=0.1, pull=0., loss='ce', temperature=3., preserve=0.,
-                 keep=None):
+                 keep=None, balance=0.25):
         self.G = G.eval().requires_grad_(False)
         p = next(G.parameters())
         w = G.mapping(torch.randn(2000, G.cfg.style_dim, generator=torch.Generator().manual_seed(0)).to(p))
@@ -79,6 +79,7 @@ class MaskFit:
         self.var = self.start.clone().requires_grad_(True)
         self.opt = torch.optim.Adam([self.var], lr=lr)
         self.pull, self.loss_kind, self.temperature, self.preserve, self.losses = pull, loss, temperature, preserve, []
+        self.balance = balance
         with torch.no_grad(): self.start_image = G.synthesis(self.start, noise_mode='const').image if preserve else None
         self.set_target(labels, keep)
 
@@ -87,7 +88,7 @@ class MaskFit:
         self.labels = torch.as_tensor(labels).to(self.start.device).long()
         self.keep = None if keep is None else torch.as_tensor(keep).to(self.start.device).float()
         self.coarse = label_targets(self.labels, self.G.cfg.n_classes, self.G.cfg.coarse_size)
-        self.weights = class_weights(self.coarse)
+        self.weights = class_weights(self.coarse, self.balance)
 
     @property
     def codes(self):

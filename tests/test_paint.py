@@ -47,6 +47,21 @@ def test_paint_default_steps(tmp_path, run_cli, target, G):
     assert saved['seeds'] == [7] and saved['mask'] == str(path)
 
 
+@pytest.mark.slow
+def test_paint_reaches_08_on_held_out_masks(tmp_path, run_cli):
+    """Default steps on the first four held-out masks (20000-20003), one face each: a mean mIoU of at least 0.80,
+    as the fits of chapter 21's table reach on 64 such masks (about half a minute)."""
+    from semstylegan.synthetic import synthetic_faces
+    labels = synthetic_faces(4, size=64, start=20000)[1]
+    miou = []
+    for i, label in enumerate(labels):
+        Image.fromarray(label.numpy(), 'L').save(tmp_path / f'm{i}.png')
+        r = run_cli('paint', '--mask', tmp_path / f'm{i}.png', '--out', tmp_path / f'o{i}', '--seeds', 7, '-q')
+        assert r.returncode == 0, r.stderr
+        miou.append(json.loads((tmp_path / f'o{i}' / 'report.json').read_text())['mean_miou'])
+    assert np.mean(miou) >= 0.80, miou
+
+
 def test_two_seeds_two_faces(tmp_path, run_cli, target, G):
     "One face per seed, in seed order, each with its own textures; an earlier run is refused without --force."
     from semstylegan.edit import load_codes

@@ -124,7 +124,8 @@ def mask_encoder_section():
     return '\n'.join(rows)
 
 def ship_mask_encoder(run, command, minutes, machine, n=64, steps=300, final_steps=100):
-    "Copy a train-mask-encoder run's encoder into the package with its command, wall time and a held-out table."
+    """Copy a train-mask-encoder run's encoder into the package with its command, wall time and a held-out table
+    (the shipped encoder itself: the table re-measured, the facts it has kept unless given)."""
     import torch
     from semstylegan.checkpoint import load_generator
     from semstylegan.paint import load_mask_encoder, save_mask_encoder, compare_mask_methods
@@ -134,8 +135,8 @@ def ship_mask_encoder(run, command, minutes, machine, n=64, steps=300, final_ste
     _, labels, _ = synthetic_faces(n, G.cfg.size, seed=0, start=20_000)
     torch.manual_seed(0)
     table, _ = compare_mask_methods(G, E, labels.long(), steps, final_steps)
-    info = dict(E.info, command=command, minutes=minutes, machine=machine, table=table, held_out=n, fit_steps=steps,
-                final_steps=final_steps)
+    given = {k: v for k, v in dict(command=command, minutes=minutes, machine=machine).items() if v}
+    info = dict(E.info, **given, table=table, held_out=n, fit_steps=steps, final_steps=final_steps)
     info.pop('generator', None)
     return save_mask_encoder(E, ASSETS / f'{MAIN}-mask-encoder.safetensors', **info)
 
@@ -165,7 +166,8 @@ def main(argv=None):
     p.add_argument('--name', default=MAIN)
     p.add_argument('--about', default='The model itself: g_ema, g and d, so that training can continue.')
     p.add_argument('--encoder', type=Path, help='a finished train-encoder run: ship its encoder (with --command)')
-    p.add_argument('--mask-encoder', type=Path, help='a finished train-mask-encoder run: ship it (with --command)')
+    p.add_argument('--mask-encoder', type=Path, help='a finished train-mask-encoder run: ship it (with --command); '
+                   'the shipped encoder: re-measure its table, keeping its command')
     p.add_argument('--minutes', type=float, help='--encoder, --mask-encoder: the wall time of its training')
     a = p.parse_args(argv)
     if a.encoder:
