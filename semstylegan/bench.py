@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['GPUS', 'native_upfirdn2d', 'reference_synthesis', 'reference_branch', 'reference_discriminator', 'tune_allocator',
-           'time_side_by_side', 'run_bench', 'conv_seconds', 'profile_ops', 'roofline']
+           'time_side_by_side', 'run_bench', 'conv_seconds', 'profile_ops', 'roofline', 'cpu_spec', 'cpu_floor']
 
 # %% ../nbs/08_bench.ipynb #7e01d096
 import math, platform, time
@@ -194,6 +194,7 @@ def _bench_dtype(G, D, z, dt, res, official, side, repeat, device, log, profile,
     if profile:
         res[f'profile{tag}'] = dict(g_forward=profile_ops(fwd, device, profile),
                                     g_d_step=profile_ops(step, device, profile))
+        if device == 'cpu': res[f'floor{tag}'] = cpu_floor(dict(g_forward=fwd, g_d_forward_backward=step), res, tag)
     if compile: _time_compiled(G, z, ctx, tag, res, repeat, device)
 
 # %% ../nbs/08_bench.ipynb #tim00cmp
@@ -330,11 +331,38 @@ class _Roofline(TorchDispatchMode):
 
 # %% ../nbs/08_bench.ipynb #69d1237c
 def roofline(fn, gpu='h200', tf32=True, top=8):
-    """Run `fn()` once and bound its time on `gpu` (a key of `GPUS`): each op at its roofline, summed. Returns the
-    bound (ms), TFLOP, GB moved, ops dispatched, and the `top` ops by bound: [name, ms, GB, TFLOP, count]."""
-    r = _Roofline(GPUS[gpu], tf32)
+    """Run `fn()` once and bound its time on `gpu` (a key of `GPUS`, or a spec like theirs, e.g. `cpu_spec()`): each
+    op at its roofline, summed. Returns the bound (ms), TFLOP, GB moved, ops dispatched, and the `top` ops by bound:
+    [name, ms, GB, TFLOP, count]."""
+    r = _Roofline(GPUS[gpu] if isinstance(gpu, str) else gpu, tf32)
     with r: fn()
     ops = [[k, round(1e3 * s, 3), round(r.bytes[k] / 1e9, 3), round(r.flop[k] / 1e12, 4), r.n[k]]
            for k, s in r.s.most_common(top)]
-    return dict(gpu=gpu, bound_ms=1e3 * sum(r.s.values()), tflop=sum(r.flop.values()) / 1e12,
+    name = gpu if isinstance(gpu, str) else gpu.get('name', 'spec')
+    return dict(gpu=name, bound_ms=1e3 * sum(r.s.values()), tflop=sum(r.flop.values()) / 1e12,
                 gb=sum(r.bytes.values()) / 1e9, ops=sum(r.n.values()), top=ops)
+
+# %% ../nbs/08_bench.ipynb #14a2144d
+def cpu_spec(repeat=3):
+    """This CPU's pace as a `GPUS`-style spec for `roofline` (every float32 product at one rate): FLOP/s of a
+    (4, 256, 64, 64) channels-last 3x3 convolution and bytes/s of a 128 MiB copy, each the median of `repeat`."""
+    x = torch.randn(4, 256, 64, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(256, 256, 3, 3)
+    a = torch.randn(2**25)
+    b = torch.empty_like(a)
+    with torch.no_grad():
+        rate = 2 * x.numel() * w[0].numel() / time_fn(lambda: F.conv2d(x, w, padding=1), repeat=repeat)
+        bandwidth = 2 * a.numel() * 4 / time_fn(lambda: b.copy_(a), repeat=repeat)
+    return dict(name='cpu', bf16=rate, tf32=rate, fp32=rate, bandwidth=bandwidth)
+
+def cpu_floor(fns, times=None, tag='', spec=None):
+    """Per pass of `fns` {name: fn}: its roofline bound (s) at `spec` (default: `cpu_spec()` now) and TFLOP; with
+    `times` (a `run_bench` result) the measured time over the bound, and the official computation's."""
+    spec = spec or cpu_spec()
+    out = dict(gflop_per_s=spec['fp32'] / 1e9, gb_per_s=spec['bandwidth'] / 1e9)
+    for name, fn in fns.items():
+        r = roofline(fn, spec, tf32=False)
+        f = out[name] = dict(bound_s=r['bound_ms'] / 1e3, tflop=r['tflop'])
+        measured = dict(ours_over_bound=f'{name}_s{tag}', official_over_bound=f'{name}_official_algorithm_s')
+        f.update({label: times[key] / f['bound_s'] for label, key in measured.items() if key in (times or {})})
+    return out

@@ -73,8 +73,8 @@ def _pad_nhwc(t, top, bottom, left, right):
 
 def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
     """Gradient with respect to `w` (O,I,kh,kw) of `conv2d(x, w, stride=stride, padding=padding)`, given the output
-    gradient `g`: for each kernel row one batched matrix product, over the taps of the row, of shifted rows of `x` in
-    channels-last order (see above)."""
+    gradient `g`: for each kernel tap one matrix product of `g` and shifted rows of `x` in channels-last order (see
+    above)."""
     (kh, kw), s, p = kernel_size, stride, padding
     n, i, h, w = x.shape
     o, ho, wo = g.shape[1:]
@@ -87,16 +87,15 @@ def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
     for a in range(min(s, kh)):
         for b in range(min(s, kw)):
             phase = (xp if s == 1 else xp[:, a::s, b::s].contiguous()).reshape(-1, i)     # (N*hq*wq, I)
-            taps = len(range(b, kw, s))                        # the taps of one kernel row: one row apart in phase
-            gt = gq[:rows].t().expand(taps, o, rows)
             for r in range(a, kh, s):
-                shifted = phase.as_strided((taps, rows, i), (i, i, 1), phase.storage_offset() + (r // s) * wq * i)
-                torch.bmm(gt, shifted, out=out[r, b::s])
+                for t, c in enumerate(range(b, kw, s)):        # the taps of one kernel row: one row apart in phase
+                    start = (r // s) * wq + t
+                    torch.mm(gq[:rows].t(), phase[start:start + rows], out=out[r, c])
     return out.permute(2, 3, 0, 1).contiguous()
 
 # %% ../nbs/01_layers.ipynb #cnv00fun
 CONV = dict(weight_grad=os.environ.get('SEMSTYLEGAN_CONV_WGRAD', 'auto'),   # 'auto', 'mm' or 'aten'
-            min_pixels=128 * 128)        # 'auto': by matrix products from this many input pixels per sample
+            min_macs=2 ** 25)            # 'auto': by matrix products from this many multiply-adds per sample
 
 def _wanted(ctx, j):
     "Whether this backward pass needs the gradient of input `j`."
@@ -148,19 +147,21 @@ def _checked_wgrad(name):
         raise ValueError(f"SEMSTYLEGAN_CONV_WGRAD={name!r} is not a weight-gradient form: use one of auto, mm, aten")
     return name
 
-def _use_function(x, weight, big):
-    "Whether this convolution runs as `_Conv` (`big`: the size of a convolution's input, of a transpose's output)."
+def _use_function(x, weight, small):
+    "Whether this convolution runs as `_Conv` (`small`: the size of a convolution's output, of a transpose's input)."
     form = _checked_wgrad(CONV['weight_grad'])
     if form == 'aten' or x.device.type != 'cpu' or not (weight.requires_grad and torch.is_grad_enabled()): return False
     if torch.is_autocast_enabled('cpu') or torch.compiler.is_compiling(): return False
     if form == 'mm': return True
-    return torch.backends.cpu.get_cpu_capability() != 'AVX512' and big[0] * big[1] >= CONV['min_pixels']
+    macs = small[0] * small[1] * weight.numel()               # of the weight gradient, per sample
+    return torch.backends.cpu.get_cpu_capability() != 'AVX512' and macs >= CONV['min_macs']
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     "`F.conv2d`; on a CPU its weight gradient may be `conv_weight_grad` (see above)."
     if torch.compiler.is_compiling(): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride)):
-        if not _use_function(x, weight, x.shape[-2:]): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
+        small = [(x.shape[2 + d] + 2 * padding - weight.shape[2 + d]) // stride + 1 for d in (0, 1)]
+        if not _use_function(x, weight, small): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
         return _Conv.apply(x, weight, bias, 'conv', stride, padding, None)
 
 def conv_transpose2d(x, weight, stride=1, padding=0):
@@ -168,7 +169,8 @@ def conv_transpose2d(x, weight, stride=1, padding=0):
     if torch.compiler.is_compiling(): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride, True)):
         big = [(x.shape[2 + d] - 1) * stride - 2 * padding + weight.shape[2 + d] for d in (0, 1)]
-        if not _use_function(x, weight, big): return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
+        if not _use_function(x, weight, x.shape[-2:]):
+            return F.conv_transpose2d(x, weight, stride=stride, padding=padding)
         return _Conv.apply(x, weight, None, 'convT', stride, padding, big)
 
 # %% ../nbs/01_layers.ipynb #aa5a2d2a
