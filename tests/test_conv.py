@@ -43,6 +43,12 @@ def test_bench_profile_reports_seconds_per_convolution_kind(tmp_path, run_cli):
     assert res['conv'] == {'weight_grad': 'mm'} and res['g_d_forward_backward_speedup'] > 0
     assert {'conv 3x3', 'conv 3x3 transposed stride 2', 'conv 3x3 stride 2', 'fir'} <= set(kinds), kinds
     assert all(k['backward_calls'] > 0 and k['backward_per_forward'] > 0 for k in kinds.values()), kinds
+    floor = res['floor']                                    # each pass at this CPU's measured pace
+    assert floor['gflop_per_s'] > 0 and floor['gb_per_s'] > 0, floor
+    for name in ('g_forward', 'g_d_forward_backward'):
+        f = floor[name]
+        assert f['tflop'] > 0 and f['bound_s'] > 0 and f['ours_over_bound'] > 0 and f['official_over_bound'] > 0, f
+        assert f['ours_over_bound'] == res[f'{name}_s'] / f['bound_s']
 
 
 def test_bad_weight_gradient_setting_is_a_clear_error(monkeypatch, run_cli):

@@ -285,7 +285,8 @@ def _bench_parser(sub):
                    help='model: also time G forward through torch.compile; train: the main phases compiled')
     s.add_argument('--profile', type=positive, default=0, metavar='N',
                    help='model, train: per phase, convolutions, kernel launches, host syncs, the top N ops, and '
-                        'per convolution kind forward and backward seconds and their ratio (conv_kinds)')
+                        'per convolution kind forward and backward seconds and their ratio (conv_kinds); model '
+                        'on a CPU: the floor of each pass at the pace measured here (floor)')
     s.add_argument('--threads', type=positive, default=2, help='CPU threads (default 2)')
     s.add_argument('--device', default='cpu')
     s.add_argument('--repeat', type=positive, default=3)
