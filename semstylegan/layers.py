@@ -95,7 +95,7 @@ def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
 
 # %% ../nbs/01_layers.ipynb #cnv00fun
 CONV = dict(weight_grad=os.environ.get('SEMSTYLEGAN_CONV_WGRAD', 'auto'),   # 'auto', 'mm' or 'aten'
-            min_macs=2 ** 25)            # 'auto': by matrix products from this many multiply-adds per sample
+            min_macs=2 ** 26)            # 'auto': by matrix products from this many multiply-adds per sample
 
 def _wanted(ctx, j):
     "Whether this backward pass needs the gradient of input `j`."

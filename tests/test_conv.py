@@ -18,15 +18,15 @@ def test_matrix_product_weight_gradients_train_the_same_step():
 
 
 def test_auto_uses_them_for_large_weight_gradients_on_a_cpu_without_avx512(monkeypatch):
-    "From 2**25 multiply-adds per sample: output pixels (a transpose's input) times the weight's size."
-    w = torch.randn(64, 64, 3, 3, requires_grad=True)                  # 36,864 weights: 2**25 is about 30^2 outputs
+    "From 2**26 multiply-adds per sample: output pixels (a transpose's input) times the weight's size."
+    w = torch.randn(64, 64, 3, 3, requires_grad=True)                  # 36,864 weights: 2**26 is about 43^2 outputs
     def backward_name(hw, transposed=False, stride=1):
         x = torch.randn(1, 64, hw, hw)
         y = conv_transpose2d(x, w.transpose(0, 1), 2) if transposed else conv2d(x, w, None, stride, 1)
         return type(y.grad_fn).__name__
     monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX2')
-    assert _with('auto', lambda: (backward_name(31), backward_name(30), backward_name(62, stride=2),
-                                  backward_name(60, stride=2), backward_name(31, True), backward_name(30, True))) == \
+    assert _with('auto', lambda: (backward_name(43), backward_name(42), backward_name(86, stride=2),
+                                  backward_name(84, stride=2), backward_name(43, True), backward_name(42, True))) == \
         ('_ConvBackward', 'ConvolutionBackward0', '_ConvBackward', 'ConvolutionBackward0', '_ConvBackward',
          'ConvolutionBackward0')
     with torch.no_grad(): assert _with('mm', lambda: conv2d(torch.randn(1, 64, 8, 8), w).grad_fn) is None
