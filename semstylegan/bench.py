@@ -351,7 +351,7 @@ def cpu_spec(repeat=3):
     a = torch.randn(2**25)
     b = torch.empty_like(a)
     with torch.no_grad():
-        rate = 2 * x.numel() * w[0].numel() / time_fn(lambda: F.conv2d(x, w, padding=1), repeat=repeat)
+        rate = 2 * x.numel() * w.shape[0] * 9 / time_fn(lambda: F.conv2d(x, w, padding=1), repeat=repeat)
         bandwidth = 2 * a.numel() * 4 / time_fn(lambda: b.copy_(a), repeat=repeat)
     return dict(name='cpu', bf16=rate, tf32=rate, fp32=rate, bandwidth=bandwidth)
 

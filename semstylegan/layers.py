@@ -83,14 +83,14 @@ def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
     gq = g.permute(0, 2, 3, 1)
     gq = (_pad_nhwc(gq, 0, hq - ho, 0, wq - wo) if (hq, wq) != (ho, wo) else gq).reshape(-1, o)  # (N*hq*wq, O)
     rows = gq.shape[0] - (kh - 1) // s * wq - (kw - 1) // s   # zero beyond: no output there
-    out = x.new_empty(kh, kw, o, i)
+    out, gt = x.new_empty(kh, kw, o, i), gq[:rows].t()
     for a in range(min(s, kh)):
         for b in range(min(s, kw)):
             phase = (xp if s == 1 else xp[:, a::s, b::s].contiguous()).reshape(-1, i)     # (N*hq*wq, I)
             for r in range(a, kh, s):
                 for t, c in enumerate(range(b, kw, s)):        # the taps of one kernel row: one row apart in phase
                     start = (r // s) * wq + t
-                    torch.mm(gq[:rows].t(), phase[start:start + rows], out=out[r, c])
+                    torch.mm(gt, phase[start:start + rows], out=out[r, c])
     return out.permute(2, 3, 0, 1).contiguous()
 
 # %% ../nbs/01_layers.ipynb #cnv00fun

@@ -20,15 +20,15 @@ def _trainer(max_channels=512, batch=2, **kw):
     return tr, *to_model_inputs(tr.dataset[list(range(batch))], tr.cfg.n_classes)
 
 def _regularisers(max_channels):
-    """Convolutions run by one R1 step and one path-length step, as on a GPU: autograd's own convolutions (a CPU
-    without AVX-512 takes matrix-product weight gradients for the wide model's large convolutions only)."""
+    "Convolutions run by one R1 step and one path-length step."
     tr, img, mask = _trainer(max_channels)
-    old, CONV['weight_grad'] = CONV['weight_grad'], 'aten'
-    try: return dict(r1=profile_ops(lambda: tr.d_reg(img, mask, {}))['convolutions'],
-                     pl=profile_ops(lambda: tr.g_reg({}))['convolutions'])
-    finally: CONV['weight_grad'] = old
+    return dict(r1=profile_ops(lambda: tr.d_reg(img, mask, {}))['convolutions'],
+                pl=profile_ops(lambda: tr.g_reg({}))['convolutions'])
 
-def test_regulariser_convolutions_do_not_grow_with_channels():
+def test_regulariser_convolutions_do_not_grow_with_channels(monkeypatch):
+    # as on a GPU: autograd's own convolutions (a CPU without AVX-512 gives only the wide model's large convolutions
+    # matrix-product weight gradients)
+    monkeypatch.setitem(CONV, 'weight_grad', 'aten')
     wide, narrow = _regularisers(512), _regularisers(32)
     assert wide == narrow, (wide, narrow)           # the per-channel loop made these 8,308 and 1,055 at 512
     assert wide['r1'] <= 300 and wide['pl'] <= 100, wide
