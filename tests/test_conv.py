@@ -56,3 +56,22 @@ def test_bad_weight_gradient_setting_is_a_clear_error(monkeypatch, run_cli):
     r = run_cli('bench', '--what', 'model', '--preset', 'tiny', '--batch', '1', '--repeat', '1', '--no-reference')
     assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
     assert "SEMSTYLEGAN_CONV_WGRAD='fast' is not a weight-gradient form" in r.stderr
+
+
+def test_the_winograd_probe_computes_the_convolution_and_its_gradients():
+    "tools/bench_winograd.py: F(4x4, 3x3) against `F.conv2d`, odd sizes included, and in double precision exactly."
+    import importlib.util, pathlib
+    import torch.nn.functional as F
+    path = pathlib.Path(__file__).parents[1] / 'tools' / 'bench_winograd.py'
+    spec = importlib.util.spec_from_file_location('bench_winograd', path)
+    wino = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wino)
+    x = torch.randn(2, 5, 11, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    got, ref = wino.winograd_conv3x3(x, w), F.conv2d(x, w, padding=1)
+    assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-10)
+    gy = torch.randn_like(ref)
+    grads = [torch.autograd.grad(f, (x, w), gy) for f in (got, ref)]
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(*grads))
+    r = wino.compare(1, 8, 12, repeat=1)
+    assert r['rel_error'] < 1e-4 and r['speedup_forward'] > 0 and r['shape'] == [1, 8, 12, 12]
