@@ -168,13 +168,12 @@ def _mm_wgrad(macs):
     return form == 'mm' or form == 'auto' and not fast_onednn and macs >= CONV['min_macs']
 
 def _weight_grad(x, g, shape, stride, padding):
-    "The weight gradient (O, I, *shape) of a convolution of `x` with output gradient `g`; `_mm_wgrad` picks its form."
+    "The weight gradient (O, I, *shape) of a convolution of `x` with output gradient `g`, in the form `_mm_wgrad` picks."
     o, i = g.shape[1], x.shape[1]
     if _mm_wgrad(g.shape[2] * g.shape[3] * o * i * shape[0] * shape[1]):
         return conv_weight_grad(x, g, shape, stride, padding)
     return torch.nn.grad.conv2d_weight(x, (o, i, *shape), g, stride, padding)
 
-# %% ../nbs/01_layers.ipynb #cnv00ap2
 def _use_function(x, weight, small, stride=1, padding=0):
     """Whether this convolution runs as `_Conv` (`small`: the size of a convolution's output, of a transpose's input):
     for a matrix-product weight gradient, or for a strided 1x1 convolution's input gradient."""
@@ -189,8 +188,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     if torch.compiler.is_compiling(): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride)):
         small = [(x.shape[2 + d] + 2 * padding - weight.shape[2 + d]) // stride + 1 for d in (0, 1)]
-        if not _use_function(x, weight, small, stride, padding):
-            return F.conv2d(x, weight, bias, stride=stride, padding=padding)
+        if not _use_function(x, weight, small, stride, padding): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
         return _Conv.apply(x, weight, bias, 'conv', stride, padding, None)
 
 def conv_transpose2d(x, weight, stride=1, padding=0):
