@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['CONV', 'FIR_FORMS', 'FIR', 'FIR_CHOICES', 'fused_leaky_relu', 'FusedLeakyReLU', 'EqualLinear', 'EqualConv2d',
-           'conv_weight_grad', 'conv_transpose_1x1', 'conv_kind', 'conv2d', 'conv_transpose2d', 'make_kernel',
-           'upfirdn2d_direct', 'upfirdn2d_fold', 'upfirdn2d_taps', 'check_fir_form', 'use_fir', 'fir_report',
-           'upfirdn2d', 'Blur', 'Upsample', 'modulated_conv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords',
-           'transform_coords', 'FourierEmbedding']
+           'conv_weight_grad', 'conv_kind', 'conv2d', 'conv_transpose2d', 'make_kernel', 'upfirdn2d_direct',
+           'upfirdn2d_fold', 'upfirdn2d_taps', 'check_fir_form', 'use_fir', 'fir_report', 'upfirdn2d', 'Blur',
+           'Upsample', 'modulated_conv2d', 'ConstModulatedConv2d', 'NoiseInjection', 'make_coords', 'transform_coords',
+           'FourierEmbedding']
 
 # %% ../nbs/01_layers.ipynb #606daf53
 import math, os
@@ -93,19 +93,6 @@ def conv_weight_grad(x, g, kernel_size, stride=1, padding=0):
                     torch.mm(gt, phase[start:start + rows], out=out[r, c])
     return out.permute(2, 3, 0, 1).contiguous()
 
-# %% ../nbs/01_layers.ipynb #cnv00t11
-def _strided_1x1(weight, stride, padding): return tuple(weight.shape[-2:]) == (1, 1) and stride > 1 and padding == 0
-
-def conv_transpose_1x1(g, w, stride, shape):
-    """`F.conv_transpose2d(g, w, stride)` for a 1x1 `w` (O, I, 1, 1), output (N, I, *shape): the product at every
-    `stride`-th pixel, zeros elsewhere, in `g`'s memory format."""
-    n, _, ho, wo = g.shape
-    fmt = torch.channels_last if g.dim() == 4 and g.is_contiguous(memory_format=torch.channels_last) else None
-    out = torch.empty(n, w.shape[1], *shape, dtype=g.dtype, device=g.device,
-                      memory_format=fmt or torch.contiguous_format).zero_()
-    out[:, :, ::stride, ::stride][:, :, :ho, :wo] = F.conv2d(g, w.transpose(0, 1))
-    return out
-
 # %% ../nbs/01_layers.ipynb #cnv00fun
 CONV = dict(weight_grad=os.environ.get('SEMSTYLEGAN_CONV_WGRAD', 'auto'),   # 'auto', 'mm' or 'aten'
             min_macs=2 ** 26)            # 'auto': by matrix products from this many multiply-adds per sample
@@ -126,8 +113,7 @@ class _Conv(torch.autograd.Function):
         ctx.save_for_backward(a, b)
         ctx.args = mode, stride, padding, shape
         if mode == 'conv': return F.conv2d(a, b, bias, stride=stride, padding=padding)
-        if mode == 'wgrad': return _weight_grad(a, b, shape, stride, padding)
-        if _strided_1x1(b, stride, padding): return conv_transpose_1x1(a, b, stride, shape)
+        if mode == 'wgrad': return conv_weight_grad(a, b, shape, stride, padding)
         return F.conv_transpose2d(a, b, stride=stride, padding=padding,
                                   output_padding=_output_padding(shape, a.shape[-2:], b.shape[-2:], stride, padding))
     @staticmethod
@@ -161,34 +147,21 @@ def _checked_wgrad(name):
         raise ValueError(f"SEMSTYLEGAN_CONV_WGRAD={name!r} is not a weight-gradient form: use one of auto, mm, aten")
     return name
 
-def _mm_wgrad(macs):
-    "Whether a weight gradient of `macs` multiply-adds per sample is `conv_weight_grad` (else oneDNN's)."
+def _use_function(x, weight, small):
+    "Whether this convolution runs as `_Conv` (`small`: the size of a convolution's output, of a transpose's input)."
     form = _checked_wgrad(CONV['weight_grad'])
-    fast_onednn = torch.backends.cpu.get_cpu_capability() == 'AVX512'
-    return form == 'mm' or form == 'auto' and not fast_onednn and macs >= CONV['min_macs']
-
-def _weight_grad(x, g, shape, stride, padding):
-    "The weight gradient (O, I, *shape) of a convolution of `x` with output gradient `g`, in the form `_mm_wgrad` picks."
-    o, i = g.shape[1], x.shape[1]
-    if _mm_wgrad(g.shape[2] * g.shape[3] * o * i * shape[0] * shape[1]):
-        return conv_weight_grad(x, g, shape, stride, padding)
-    return torch.nn.grad.conv2d_weight(x, (o, i, *shape), g, stride, padding)
-
-def _use_function(x, weight, small, stride=1, padding=0):
-    """Whether this convolution runs as `_Conv` (`small`: the size of a convolution's output, of a transpose's input):
-    for a matrix-product weight gradient, or for a strided 1x1 convolution's input gradient."""
-    form = _checked_wgrad(CONV['weight_grad'])
-    if form == 'aten' or x.device.type != 'cpu' or not torch.is_grad_enabled(): return False
+    if form == 'aten' or x.device.type != 'cpu' or not (weight.requires_grad and torch.is_grad_enabled()): return False
     if torch.is_autocast_enabled('cpu') or torch.compiler.is_compiling(): return False
-    if _strided_1x1(weight, stride, padding) and x.requires_grad: return True
-    return weight.requires_grad and _mm_wgrad(small[0] * small[1] * weight.numel())
+    if form == 'mm': return True
+    macs = small[0] * small[1] * weight.numel()               # of the weight gradient, per sample
+    return torch.backends.cpu.get_cpu_capability() != 'AVX512' and macs >= CONV['min_macs']
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     "`F.conv2d`; on a CPU its weight gradient may be `conv_weight_grad` (see above)."
     if torch.compiler.is_compiling(): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
     with torch.profiler.record_function(conv_kind(weight.shape, stride)):
         small = [(x.shape[2 + d] + 2 * padding - weight.shape[2 + d]) // stride + 1 for d in (0, 1)]
-        if not _use_function(x, weight, small, stride, padding): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
+        if not _use_function(x, weight, small): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
         return _Conv.apply(x, weight, bias, 'conv', stride, padding, None)
 
 def conv_transpose2d(x, weight, stride=1, padding=0):

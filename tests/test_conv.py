@@ -75,15 +75,3 @@ def test_the_winograd_probe_computes_the_convolution_and_its_gradients():
     assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(*grads))
     r = wino.compare(1, 8, 12, repeat=1)
     assert r['rel_error'] < 1e-4 and r['speedup_forward'] > 0 and r['shape'] == [1, 8, 12, 12]
-
-
-def test_a_strided_1x1_input_gradient_is_one_product_on_every_cpu():
-    "The discriminator's skips: no oneDNN transposed convolution or convolution backward, whatever the CPU."
-    x = torch.randn(2, 16, 12, 12, requires_grad=True)
-    w = torch.randn(8, 16, 1, 1)
-    with torch.profiler.profile(record_shapes=True) as prof: conv2d(x, w, None, 2, 0).sum().backward()
-    calls = [(e.key, e.input_shapes[1] if e.input_shapes else None) for e in prof.events()
-             if e.key in ('aten::convolution', 'aten::convolution_backward')]
-    assert calls == [('aten::convolution', [8, 16, 1, 1]), ('aten::convolution', [16, 8, 1, 1])], calls
-    test = torch.autograd.grad(torch.nn.functional.conv2d(x, w, stride=2).sum(), x)[0]
-    assert torch.allclose(x.grad, test, atol=1e-6)
